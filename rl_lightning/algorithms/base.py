@@ -1,0 +1,118 @@
+"""What every rl_lightning algorithm shares: the connect step with the data module,
+network building from the environment's spec, frame counting and metric logging."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import lightning as L
+import torch
+
+from rl_lightning.envs import EnvSpec
+from rl_lightning.errors import ConfigError
+
+
+class RLModule(L.LightningModule):
+    """Base class of the algorithms.
+
+    The data module owns the environments; the algorithm owns networks, losses and
+    optimizers. In :meth:`setup` the algorithm reads the environment's :class:`EnvSpec`
+    from the data module, builds its networks (:meth:`build`) and hands its acting policy
+    to the data module (``datamodule.connect(self)``). Checkpoints carry the spec, so a
+    module restored from one rebuilds the same networks.
+
+    Subclasses implement :meth:`build`, :meth:`act` and ``training_step``, and set
+    :attr:`at_boundary` to True on the step that completes the update of a collected batch;
+    callbacks (evaluation, checkpoints, progress) act only there.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.spec: EnvSpec | None = None
+        #: True on the training step that finished the updates of a collected batch.
+        self.at_boundary = False
+
+    # --- building ----------------------------------------------------------------------
+    def build(self, spec: EnvSpec) -> None:
+        """Create the networks for an environment; called once."""
+        raise NotImplementedError
+
+    def connect_spec(self, spec: EnvSpec) -> None:
+        """Build the networks for ``spec``, or check that they were built for it."""
+        if self.spec is None:
+            self.spec = spec
+            self.build(spec)
+        elif self.spec != spec:
+            raise ConfigError(
+                f"{type(self).__name__} was built for {self.spec}, but the environment is "
+                f"{spec}; a model cannot change environments (check data.env_id)."
+            )
+
+    def setup(self, stage: str) -> None:
+        """Build from the data module's environment spec and connect the acting policy."""
+        datamodule = getattr(self.trainer, "datamodule", None)
+        if datamodule is None or not hasattr(datamodule, "connect"):
+            raise RuntimeError(
+                f"{type(self).__name__} trains on an rl_lightning data module: "
+                "call trainer.fit(model, datamodule=OnPolicyDataModule(...))."
+            )
+        self.connect_spec(datamodule.env_spec)
+        datamodule.connect(self)
+
+    # --- acting ------------------------------------------------------------------------
+    def flat_obs(self, obs: torch.Tensor) -> torch.Tensor:
+        """Observations ``[*batch, *observation_shape]`` -> ``[*batch, observation_dim]``."""
+        dims = len(self.spec.observation_shape)
+        return obs if dims == 1 else obs.flatten(-dims)
+
+    def act(self, obs: torch.Tensor, deterministic: bool = False) -> dict[str, torch.Tensor]:
+        """Act on a batch of observations; returns at least ``action`` and ``env_action``."""
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def collect_policy(self, obs: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The policy the collector steps environments with (CPU tensors in and out)."""
+        out = self.act(obs.to(self.device))
+        return out if self.device.type == "cpu" else {k: v.cpu() for k, v in out.items()}
+
+    # --- counters and logging ----------------------------------------------------------
+    @property
+    def frames(self) -> int:
+        """Environment frames collected so far, over all processes."""
+        datamodule = getattr(self._trainer, "datamodule", None) if self._trainer else None
+        return int(datamodule.frames) if datamodule is not None else 0
+
+    def log_metrics(self, metrics: dict[str, float]) -> None:
+        """Log scalars against the frame count.
+
+        Loggers get them with ``step = frames`` (plus a ``frames`` column), so curves share a
+        frame axis across algorithms; ``trainer.callback_metrics`` gets them too, for
+        checkpoint monitors and the progress bar. This bypasses ``self.log``: its result
+        collection cost 18 ms per call with 15 scalars, more than a whole CartPole update.
+        """
+        frames = self.frames
+        metrics = {**metrics, "frames": float(frames)}
+        self.trainer.callback_metrics.update({k: torch.tensor(v) for k, v in metrics.items()})
+        if self.trainer.is_global_zero:
+            for logger in self.loggers:
+                logger.log_metrics(metrics, step=frames)
+
+    # --- checkpoints -------------------------------------------------------------------
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Store the environment spec (plain types) and the algorithm's name."""
+        checkpoint["rl_lightning"] = {
+            "algorithm": f"{type(self).__module__}.{type(self).__qualname__}",
+            "env_spec": self.spec.to_dict() if self.spec else None,
+        }
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Build the networks from the stored spec before the weights are loaded."""
+        info = checkpoint.get("rl_lightning")
+        if not info or not info.get("env_spec"):
+            raise ConfigError("this checkpoint was not written by an rl_lightning algorithm.")
+        mine = f"{type(self).__module__}.{type(self).__qualname__}"
+        if info["algorithm"] != mine:
+            raise ConfigError(
+                f"this checkpoint holds a {info['algorithm']} model; it cannot be loaded into {mine}."
+            )
+        self.connect_spec(EnvSpec.from_dict(info["env_spec"]))

@@ -1,0 +1,102 @@
+"""Checkpoints every N frames: ``last.ckpt`` and the best by evaluation return."""
+
+from __future__ import annotations
+
+from rl_lightning.errors import ConfigError
+
+import os
+from typing import Any
+
+import lightning as L
+from lightning.pytorch.callbacks import ModelCheckpoint
+from typing_extensions import override
+
+
+class FrameCheckpoint(ModelCheckpoint):
+    """Lightning's ``ModelCheckpoint`` on a frame schedule.
+
+    Every ``every_frames`` frames and when training ends, after the update of a collected
+    batch is complete, it writes ``last.ckpt`` and, when ``monitor`` improved, ``best.ckpt``.
+    Files are written to a temporary name and renamed, so neither is ever a partial file.
+
+    Args:
+        every_frames: frames between checkpoints.
+        dirpath: folder of the checkpoints; the CLI sets it to ``<run>/checkpoints``.
+        monitor: metric that picks the best checkpoint.
+        mode: ``max`` or ``min`` of ``monitor``.
+        filename: name of the best checkpoint (without ``.ckpt``).
+        save_last: also write ``last.ckpt``.
+    """
+
+    def __init__(
+        self,
+        every_frames: int = 10_000,
+        dirpath: str | None = None,
+        monitor: str | None = "eval/return_mean",
+        mode: str = "max",
+        filename: str = "best",
+        save_last: bool = True,
+    ) -> None:
+        if every_frames < 1:
+            raise ConfigError(f"checkpoint.every_frames must be >= 1, got {every_frames}.")
+        super().__init__(
+            dirpath=dirpath,
+            filename=filename,
+            monitor=monitor,
+            mode=mode,
+            save_last=save_last,
+            save_top_k=1,
+            auto_insert_metric_name=False,
+            enable_version_counter=False,
+        )
+        self.every_frames = every_frames
+        self.next_frame = every_frames
+
+    @override
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: Any, outputs: Any, batch: Any, batch_idx: int) -> None:
+        if not getattr(pl_module, "at_boundary", True):
+            return
+        frames = pl_module.frames
+        if frames < self.next_frame and not trainer.should_stop:
+            return
+        while self.next_frame <= frames:
+            self.next_frame += self.every_frames
+        if self._should_skip_saving_checkpoint(trainer):
+            return
+        candidates = self._monitor_candidates(trainer)
+        if self.monitor is None or self.monitor in candidates:
+            self._save_topk_checkpoint(trainer, candidates)
+        self._save_last_checkpoint(trainer, candidates)
+
+    @override
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        """Nothing: the frame schedule above also saves at the end of training."""
+
+    @override
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        """Nothing: evaluation is the ``Evaluation`` callback, on the frame schedule."""
+
+    @override
+    def _save_checkpoint(self, trainer: L.Trainer, filepath: str) -> None:
+        """Write to ``<file>.tmp`` then rename, so a crash never leaves a partial file."""
+        tmp = f"{filepath}.tmp"
+        trainer.save_checkpoint(tmp, self.save_weights_only)
+        if trainer.is_global_zero:
+            os.replace(tmp, filepath)
+        trainer.strategy.barrier()
+        self._last_global_step_saved = trainer.global_step
+        self._last_checkpoint_saved = filepath
+        if trainer.is_global_zero:
+            for logger in trainer.loggers:
+                logger.after_save_checkpoint(self)
+
+    @override
+    def state_dict(self) -> dict[str, Any]:
+        return {**super().state_dict(), "next_frame": self.next_frame}
+
+    @override
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        super().load_state_dict(state_dict)
+        self.next_frame = state_dict.get("next_frame", self.every_frames)
+
+

@@ -1,0 +1,132 @@
+"""Periodic deterministic evaluation on environments separate from training."""
+
+from __future__ import annotations
+
+from rl_lightning.errors import ConfigError
+
+import math
+from typing import Any
+
+import lightning as L
+import numpy as np
+import torch
+from lightning.pytorch.callbacks import Callback
+from typing_extensions import override
+
+from rl_lightning.algorithms.base import RLModule
+
+
+@torch.no_grad()
+def evaluate(module: RLModule, env, episodes: int, seed: int, deterministic: bool = True) -> dict[str, Any]:
+    """Run exactly one episode in each of ``episodes`` environments of a vector env.
+
+    Environment ``i`` is reset with ``seed + i``, so the same module and seed give the same
+    result. Returns the per-episode ``returns`` and ``lengths`` (NumPy arrays).
+    """
+    if env.num_envs != episodes:
+        raise ConfigError(f"evaluate needs one environment per episode ({episodes}), got {env.num_envs}.")
+    was_training = module.training
+    module.eval()
+    obs, _ = env.reset(seed=seed)
+    returns = np.zeros(episodes)
+    lengths = np.zeros(episodes, dtype=np.int64)
+    running = np.ones(episodes, dtype=bool)
+    try:
+        while running.any():
+            out = module.act(torch.as_tensor(obs, dtype=torch.float32, device=module.device), deterministic)
+            obs, reward, term, trunc, _ = env.step(out["env_action"].cpu().numpy())
+            returns += reward * running
+            lengths += running
+            running &= ~(term | trunc)
+    finally:
+        module.train(was_training)
+    return {"returns": returns, "lengths": lengths}
+
+
+def summarize(result: dict[str, Any]) -> dict[str, float]:
+    """The ``eval/*`` metrics of an :func:`evaluate` result."""
+    returns, lengths = result["returns"], result["lengths"]
+    return {
+        "eval/return_mean": float(returns.mean()),
+        "eval/return_std": float(returns.std()),
+        "eval/return_min": float(returns.min()),
+        "eval/return_max": float(returns.max()),
+        "eval/length_mean": float(lengths.mean()),
+    }
+
+
+class Evaluation(Callback):
+    """Every ``every_frames`` frames, and when training ends, play ``episodes`` episodes with
+    the deterministic policy on separate environments and log ``eval/return_mean``,
+    ``eval/return_std``, ``eval/return_min``, ``eval/return_max`` and ``eval/length_mean``.
+
+    Evaluation runs on rank zero; the result is broadcast so every rank sees the same metric.
+
+    Args:
+        every_frames: frames between evaluations; 0 evaluates only at the end.
+        episodes: episodes per evaluation (one environment each).
+        deterministic: act with the most likely action instead of sampling.
+        seed: seed of the evaluation environments (episode ``i`` uses ``seed + i``); ``None``
+            is the run's seed + 1,000,000, the same at every evaluation so results compare.
+    """
+
+    def __init__(
+        self, every_frames: int = 10_000, episodes: int = 10, deterministic: bool = True, seed: int | None = None
+    ) -> None:
+        if every_frames < 0 or episodes < 1:
+            raise ConfigError(
+                f"evaluation.every_frames must be >= 0 and evaluation.episodes >= 1, got {every_frames}, {episodes}."
+            )
+        self.every_frames = every_frames
+        self.episodes = episodes
+        self.deterministic = deterministic
+        self.seed = seed
+        self.next_frame = every_frames if every_frames else math.inf
+        self.best = -math.inf
+        self.last: dict[str, float] = {}
+        self._env = None
+
+    def _seed(self, trainer: L.Trainer) -> int:
+        if self.seed is not None:
+            return self.seed
+        return trainer.datamodule.base_seed + 1_000_000
+
+    @override
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: RLModule, outputs: Any, batch: Any, batch_idx: int) -> None:
+        if not pl_module.at_boundary:
+            return
+        frames = pl_module.frames
+        if frames < self.next_frame and not trainer.should_stop:
+            return
+        while self.next_frame <= frames:
+            self.next_frame += self.every_frames
+        self.run(trainer, pl_module)
+
+    def run(self, trainer: L.Trainer, pl_module: RLModule) -> dict[str, float]:
+        """Evaluate now, log and return the metrics."""
+        metrics = None
+        if trainer.is_global_zero:
+            if self._env is None:
+                self._env = trainer.datamodule.make_env(self.episodes)
+            metrics = summarize(evaluate(pl_module, self._env, self.episodes, self._seed(trainer), self.deterministic))
+        metrics = trainer.strategy.broadcast(metrics, src=0)
+        self.best = max(self.best, metrics["eval/return_mean"])
+        self.last = metrics
+        pl_module.log_metrics(metrics)
+        return metrics
+
+    @override
+    def teardown(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        if self._env is not None:
+            self._env.close()
+            self._env = None
+
+    @override
+    def state_dict(self) -> dict[str, Any]:
+        return {"next_frame": self.next_frame, "best": self.best, "last": dict(self.last)}
+
+    @override
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.next_frame = state_dict["next_frame"]
+        self.best = state_dict["best"]
+        self.last = dict(state_dict["last"])

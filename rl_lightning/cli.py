@@ -1,0 +1,172 @@
+"""The command line: ``python -m rl_lightning fit --config configs/ppo.yaml``.
+
+A ``LightningCLI`` whose config schema is the typed ``__init__`` of the algorithm
+(``model``), the data module (``data``), the ``Trainer``, and the callbacks every run has
+(``evaluation``, ``checkpoint``, ``progress_bar``). On ``fit`` it gives the run a folder
+``<experiments_dir>/<experiment>/<run id>/`` with ``config.yaml``, ``metrics.csv`` and
+``checkpoints/``; ``--ckpt_path last`` continues the newest run of the experiment there.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+import torch
+from jsonargparse import Namespace
+from lightning.pytorch import LightningDataModule, Trainer
+from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
+from lightning.pytorch.loggers import CSVLogger
+from typing_extensions import override
+
+from rl_lightning.algorithms.base import RLModule
+from rl_lightning.callbacks import Evaluation, FrameCheckpoint, FrameProgressBar
+from rl_lightning.errors import ConfigError
+from rl_lightning.runs.folders import latest_run, new_run_dir
+
+
+class RunConfigSaver(SaveConfigCallback):
+    """Writes the fully resolved config to ``<run>/config.yaml``; a resumed run keeps its
+    original file and records the resuming config as ``config.resume-<time>.yaml``."""
+
+    @override
+    def setup(self, trainer: Trainer, pl_module: Any, stage: str) -> None:
+        if self.already_saved or stage != "fit":
+            return
+        if trainer.is_global_zero:
+            run_dir = Path(trainer.default_root_dir)
+            path = run_dir / "config.yaml"
+            if path.exists():
+                path = run_dir / f"config.resume-{time.strftime('%Y%m%d-%H%M%S')}.yaml"
+            run_dir.mkdir(parents=True, exist_ok=True)
+            self.parser.save(self.config, path, skip_none=False, overwrite=True, multifile=False)
+        self.already_saved = True
+
+
+class RLCLI(LightningCLI):
+    """rl_lightning's LightningCLI: run folders, frame-based callbacks, one torch thread."""
+
+    def __init__(self, args: Any = None, run: bool = True) -> None:
+        self.run_dir: Path | None = None
+        super().__init__(
+            model_class=RLModule,
+            datamodule_class=LightningDataModule,
+            subclass_mode_model=True,
+            subclass_mode_data=True,
+            save_config_callback=RunConfigSaver,
+            trainer_defaults={"max_epochs": -1, "num_sanity_val_steps": 0, "enable_model_summary": False},
+            auto_configure_optimizers=False,
+            args=args,
+            run=run,
+        )
+
+    @override
+    def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
+        parser.add_argument(
+            "--experiment",
+            type=str | None,
+            default=None,
+            help="Experiment name: runs go to <experiments_dir>/<experiment>/. Default: <algorithm>-<env_id>.",
+        )
+        parser.add_argument("--experiments_dir", type=str, default="experiments", help="Folder of all experiments.")
+        parser.add_argument(
+            "--torch_threads",
+            type=int,
+            default=1,
+            help="torch intra-op threads; small RL networks run fastest on 1.",
+        )
+        parser.add_lightning_class_args(Evaluation, "evaluation")
+        parser.add_lightning_class_args(FrameCheckpoint, "checkpoint")
+        parser.add_lightning_class_args(FrameProgressBar, "progress_bar")
+        parser.set_defaults(
+            {
+                "model": {"class_path": "rl_lightning.algorithms.PPO"},
+                "data": {"class_path": "rl_lightning.data.OnPolicyDataModule"},
+            }
+        )
+
+    # --- run folders ---------------------------------------------------------------------
+    @override
+    def before_instantiate_classes(self) -> None:
+        cfg = self.config[self.subcommand] if self.subcommand else self.config
+        torch.set_num_threads(cfg.torch_threads)
+        if self.subcommand != "fit":
+            return
+        experiment = cfg.experiment or _default_experiment(cfg)
+        experiment_dir = Path(cfg.experiments_dir) / experiment
+        if cfg.ckpt_path == "last":
+            self.run_dir = latest_run(experiment_dir)
+            cfg.ckpt_path = str(self.run_dir / "checkpoints" / "last.ckpt")
+        elif cfg.ckpt_path:
+            ckpt = Path(cfg.ckpt_path)
+            if not ckpt.is_file():
+                raise ConfigError(f"--ckpt_path {cfg.ckpt_path}: no such checkpoint file.")
+            run = ckpt.resolve().parent.parent
+            self.run_dir = run if (run / "config.yaml").is_file() else new_run_dir(experiment_dir, _seed(cfg))
+        else:
+            self.run_dir = new_run_dir(experiment_dir, _seed(cfg))
+        cfg.trainer.default_root_dir = str(self.run_dir)
+        if not cfg.checkpoint.dirpath:
+            cfg.checkpoint.dirpath = str(self.run_dir / "checkpoints")
+
+    @override
+    def instantiate_trainer(self, **kwargs: Any) -> Trainer:
+        trainer_cfg = self._get(self.config_init, "trainer", default={})
+        if self.run_dir is not None and trainer_cfg.get("logger") in (None, True):
+            kwargs["logger"] = CSVLogger(self.run_dir, name="", version="", flush_logs_every_n_steps=1)
+        return super().instantiate_trainer(**kwargs)
+
+    def after_fit(self) -> None:
+        """Print the final evaluation and where the run lives."""
+        if not self.trainer.is_global_zero:
+            return
+        evaluation = next((c for c in self.trainer.callbacks if isinstance(c, Evaluation)), None)
+        if evaluation is not None and evaluation.last:
+            last = evaluation.last
+            print(
+                f"Final evaluation: return {last['eval/return_mean']:.1f} +/- {last['eval/return_std']:.1f} "
+                f"over {evaluation.episodes} episodes (best {evaluation.best:.1f})"
+            )
+        if self.run_dir is not None:
+            print(f"Run folder: {self.run_dir}")
+
+
+def _default_experiment(cfg: Namespace) -> str:
+    algorithm = str(cfg.model.class_path).rsplit(".", 1)[-1].lower()
+    env_id = getattr(cfg.data.init_args, "env_id", None) if cfg.data.get("init_args") else None
+    name = f"{algorithm}-{env_id}" if env_id else algorithm
+    return name.replace(":", "_").replace("/", "_")
+
+
+def _seed(cfg: Namespace) -> int | None:
+    seed = cfg.seed_everything
+    return seed if isinstance(seed, int) and not isinstance(seed, bool) else None
+
+
+def _quiet() -> None:
+    """Silence known noise from the stack (see the project's STACK notes)."""
+    os.environ.setdefault("RL_LOGGING_LEVEL", "WARNING")
+    logging.getLogger("torchrl").setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", message=".*InitTracker.*")
+    logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(
+        lambda record: "litlogger" not in record.getMessage()
+    )
+    warnings.filterwarnings("ignore", message=".*dataloader_iter.*")
+    warnings.filterwarnings("ignore", message=".*LeafSpec.*")
+    warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+    warnings.filterwarnings("ignore", message=".*IterableDataset.*__len__.*")
+
+
+def main(args: Any = None) -> None:
+    """Entry point of ``python -m rl_lightning``."""
+    _quiet()
+    try:
+        RLCLI(args=args)
+    except ConfigError as err:
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(2)

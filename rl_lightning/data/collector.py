@@ -1,0 +1,169 @@
+"""A TorchRL collector over one in-process gymnasium vector environment.
+
+Why not ``torchrl.collectors.Collector``: on CartPole with 8 environments and a 64x64 MLP
+policy it collected 2.4k frames/s around ``GymWrapper`` and 4.8k frames/s around a minimal
+``EnvBase``, against 12.9k frames/s for a plain loop; the difference is per-step TensorDict
+and spec work. This collector keeps TorchRL's collector interface (``BaseCollector``: an
+iterable of TensorDict batches with ``state_dict``/``set_seed``) and TorchRL's batch layout,
+so TorchRL's value estimators, losses and replay buffers consume its batches unchanged, but
+steps the environments with plain tensors and builds one TensorDict per batch.
+``benchmarks/collector_speed.py`` measures both side by side.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+from tensordict import TensorDict
+from torchrl.collectors import BaseCollector
+
+#: A policy maps a batch of observations to a dict holding at least ``"action"`` (stored in
+#: the batch) and ``"env_action"`` (what the environment receives); other entries, such as
+#: ``"action_log_prob"``, are stored in the batch too.
+Policy = Callable[[torch.Tensor], dict[str, torch.Tensor]]
+
+
+class VectorCollector(BaseCollector):
+    """Collects ``frames_per_batch`` frames per batch from a gymnasium vector environment.
+
+    Batches have TorchRL's layout with batch size ``[num_envs, steps]``: ``observation``,
+    ``action`` and the policy's extra outputs at the root, and ``("next", "observation")``,
+    ``("next", "reward")``, ``("next", "done")``, ``("next", "terminated")``,
+    ``("next", "truncated")`` (trailing dim 1) under ``next``. When an episode ends,
+    ``("next", "observation")`` is its final observation, not the reset one.
+
+    Args:
+        env: a vector environment with same-step autoreset.
+        policy: the acting policy; called under ``torch.no_grad``.
+        frames_per_batch: frames per batch, a multiple of ``env.num_envs``.
+        seed: seed of the first reset (environment ``i`` gets ``seed + i``).
+    """
+
+    def __init__(
+        self,
+        env: gym.vector.VectorEnv,
+        policy: Policy,
+        frames_per_batch: int,
+        seed: int | None = None,
+    ) -> None:
+        super().__init__()
+        self.env = env
+        self.policy = policy
+        self.num_envs = env.num_envs
+        if frames_per_batch % self.num_envs:
+            raise ValueError(
+                f"frames_per_batch ({frames_per_batch}) must be a multiple of num_envs "
+                f"({self.num_envs})."
+            )
+        self.steps = frames_per_batch // self.num_envs
+        self.frames_per_batch = frames_per_batch
+        self.frames = 0
+        self.episodes = 0
+        self.collect_seconds = 0.0
+        self.seed = seed
+        self._obs: torch.Tensor | None = None
+        self._ep_return = np.zeros(self.num_envs)
+        self._ep_length = np.zeros(self.num_envs, dtype=np.int64)
+        self._finished: list[tuple[float, int]] = []
+
+    #: Endless: training stops on the trainer's frame budget, not here.
+    total_frames = -1
+
+    # --- TorchRL collector interface -------------------------------------------------
+    def __len__(self) -> int:
+        raise TypeError("VectorCollector is an endless stream and has no length.")
+
+    def set_seed(self, seed: int, static_seed: bool = False) -> int:
+        """Seed the next reset; the running episodes are dropped."""
+        self.seed = seed
+        self._obs = None
+        return seed
+
+    def iterator(self) -> Iterator[TensorDict]:
+        """Endless stream of batches; the trainer stops on its frame budget."""
+        while True:
+            yield self.rollout()
+
+    def state_dict(self) -> dict[str, Any]:
+        """Counters (plain numbers, checkpoint-safe)."""
+        return {"frames": self.frames, "episodes": self.episodes}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Restore the counters of :meth:`state_dict`."""
+        self.frames = int(state_dict["frames"])
+        self.episodes = int(state_dict["episodes"])
+
+    def shutdown(self, timeout: float | None = None, close_env: bool = True) -> None:
+        """Close the environments."""
+        if close_env:
+            self.env.close()
+
+    # --- collection -------------------------------------------------------------------
+    def _reset(self) -> None:
+        obs, _ = self.env.reset(seed=self.seed)
+        self._obs = torch.as_tensor(obs, dtype=torch.float32)
+        self._ep_return[:] = 0.0
+        self._ep_length[:] = 0
+
+    def pop_episodes(self) -> tuple[list[float], list[int]]:
+        """Returns and lengths of the episodes finished since the last call."""
+        finished, self._finished = self._finished, []
+        return [r for r, _ in finished], [n for _, n in finished]
+
+    @torch.no_grad()
+    def rollout(self) -> TensorDict:
+        """Step every environment ``frames_per_batch / num_envs`` times with the policy."""
+        start = time.perf_counter()
+        if self._obs is None:
+            self._reset()
+        steps, n = self.steps, self.num_envs
+        observations, next_observations, outputs = [], [], []
+        rewards = np.empty((steps, n), dtype=np.float32)
+        terminated = np.empty((steps, n), dtype=bool)
+        truncated = np.empty((steps, n), dtype=bool)
+        for t in range(steps):
+            obs = self._obs
+            out = self.policy(obs)
+            next_obs, reward, term, trunc, info = self.env.step(out.pop("env_action").numpy())
+            done = term | trunc
+            self._obs = torch.as_tensor(next_obs, dtype=torch.float32)
+            if done.any():
+                next_obs = next_obs.copy()
+                for i in np.flatnonzero(done):
+                    next_obs[i] = info["final_obs"][i]
+            observations.append(obs)
+            next_observations.append(torch.as_tensor(next_obs, dtype=torch.float32))
+            outputs.append(out)
+            rewards[t] = reward
+            terminated[t] = term
+            truncated[t] = trunc
+            self._track_episodes(reward, done)
+        self.frames += steps * n
+        term_t = torch.from_numpy(terminated).T.unsqueeze(-1)
+        trunc_t = torch.from_numpy(truncated).T.unsqueeze(-1)
+        batch = {key: torch.stack([o[key] for o in outputs], 1) for key in outputs[0]}
+        batch["observation"] = torch.stack(observations, 1)
+        batch["next"] = {
+            "observation": torch.stack(next_observations, 1),
+            "reward": torch.from_numpy(rewards).T.unsqueeze(-1),
+            "terminated": term_t,
+            "truncated": trunc_t,
+            "done": term_t | trunc_t,
+        }
+        self.collect_seconds = time.perf_counter() - start
+        return TensorDict(batch, batch_size=[n, steps])
+
+    def _track_episodes(self, reward: np.ndarray, done: np.ndarray) -> None:
+        self._ep_return += reward
+        self._ep_length += 1
+        if done.any():
+            for i in np.flatnonzero(done):
+                self._finished.append((float(self._ep_return[i]), int(self._ep_length[i])))
+            self.episodes += int(done.sum())
+            self._ep_return[done] = 0.0
+            self._ep_length[done] = 0

@@ -1,0 +1,141 @@
+"""Gymnasium environments, vectorized in-process.
+
+The data path wraps one gymnasium ``SyncVectorEnv`` (same-step autoreset) per process
+rather than one wrapper or one subprocess per environment: on small simulators such as
+CartPole the per-step framework cost, not the physics, bounds frames/s (see
+``benchmarks/collector_speed.py``).
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+from dataclasses import asdict, dataclass
+from functools import partial
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+from rl_lightning.errors import ConfigError
+
+
+class EnvError(ConfigError):
+    """An environment id or option that cannot be used; the message names it."""
+
+
+@dataclass(frozen=True)
+class EnvSpec:
+    """What an algorithm needs to know of an environment to build its networks.
+
+    Attributes:
+        env_id: the Gymnasium id.
+        observation_shape: shape of one observation.
+        discrete: whether actions are integers in ``[0, n_actions)``.
+        n_actions: number of discrete actions (0 for continuous actions).
+        action_shape: shape of one continuous action (``()`` for discrete actions).
+        action_low: lower bounds of continuous actions, flattened.
+        action_high: upper bounds of continuous actions, flattened.
+    """
+
+    env_id: str
+    observation_shape: tuple[int, ...]
+    discrete: bool
+    n_actions: int = 0
+    action_shape: tuple[int, ...] = ()
+    action_low: tuple[float, ...] = ()
+    action_high: tuple[float, ...] = ()
+
+    @property
+    def observation_dim(self) -> int:
+        """Number of values in one observation."""
+        return int(np.prod(self.observation_shape))
+
+    @property
+    def action_dim(self) -> int:
+        """Number of discrete actions, or values in one continuous action."""
+        return self.n_actions if self.discrete else int(np.prod(self.action_shape))
+
+    @classmethod
+    def from_env(cls, env_id: str, env: gym.Env | gym.vector.VectorEnv) -> "EnvSpec":
+        """Read the spec from an environment's single (not batched) spaces."""
+        obs_space = getattr(env, "single_observation_space", env.observation_space)
+        act_space = getattr(env, "single_action_space", env.action_space)
+        if not isinstance(obs_space, gym.spaces.Box):
+            raise EnvError(
+                f"env_id {env_id!r}: observation space {obs_space} is not supported; "
+                "rl_lightning needs a Box observation space (wrap the environment to produce one)."
+            )
+        if isinstance(act_space, gym.spaces.Discrete):
+            return cls(env_id, tuple(obs_space.shape), True, n_actions=int(act_space.n))
+        if isinstance(act_space, gym.spaces.Box):
+            return cls(
+                env_id,
+                tuple(obs_space.shape),
+                False,
+                action_shape=tuple(act_space.shape),
+                action_low=tuple(float(x) for x in act_space.low.ravel()),
+                action_high=tuple(float(x) for x in act_space.high.ravel()),
+            )
+        raise EnvError(
+            f"env_id {env_id!r}: action space {act_space} is not supported "
+            "(supported: Discrete, Box)."
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain types only, so the spec can live inside a checkpoint."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "EnvSpec":
+        """Inverse of :meth:`to_dict`."""
+        fields = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
+        return cls(**fields)
+
+
+def check_env_id(env_id: str) -> None:
+    """Fail early, naming the id and close matches, unless ``env_id`` can be made.
+
+    ``"package.module:EnvName-v0"`` imports ``package.module`` first, which is how a user's
+    own environments register themselves with Gymnasium.
+    """
+    if ":" in env_id:
+        module, _, name = env_id.partition(":")
+        try:
+            importlib.import_module(module)
+        except ImportError as err:
+            raise EnvError(f"env_id {env_id!r}: cannot import module {module!r} ({err}).") from err
+    else:
+        name = env_id
+    if name in gym.registry:
+        return
+    matches = difflib.get_close_matches(name, list(gym.registry), n=5, cutoff=0.6)
+    hint = f" Close matches: {', '.join(matches)}." if matches else ""
+    raise EnvError(
+        f"env_id {env_id!r} is not a registered Gymnasium environment.{hint} "
+        "Ids of your own environments work as 'your.module:EnvName-v0' once that module "
+        "calls gymnasium.register."
+    )
+
+
+def make_vector_env(
+    env_id: str,
+    num_envs: int,
+    env_kwargs: dict[str, Any] | None = None,
+    render_mode: str | None = None,
+) -> gym.vector.SyncVectorEnv:
+    """``num_envs`` copies of ``env_id`` stepped in this process, autoresetting on the same step.
+
+    Args:
+        env_id: a Gymnasium id, or ``"module:Name-v0"`` to import a registering module first.
+        num_envs: number of environment copies.
+        env_kwargs: keyword arguments for ``gymnasium.make`` (e.g. ``max_episode_steps``).
+        render_mode: ``"rgb_array"`` for video, ``None`` otherwise.
+    """
+    check_env_id(env_id)
+    if num_envs < 1:
+        raise EnvError(f"num_envs must be >= 1, got {num_envs}.")
+    make = partial(gym.make, env_id, render_mode=render_mode, **(env_kwargs or {}))
+    return gym.vector.SyncVectorEnv(
+        [make for _ in range(num_envs)], autoreset_mode=gym.vector.AutoresetMode.SAME_STEP
+    )

@@ -1,0 +1,38 @@
+"""Run folders: ``<experiments_dir>/<experiment>/<run id>/`` holding ``config.yaml``,
+``metrics.csv``, ``metadata.json`` and ``checkpoints/``."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from rl_lightning.errors import ConfigError
+
+LAST = Path("checkpoints") / "last.ckpt"
+
+
+def new_run_dir(experiment_dir: str | Path, seed: int | None) -> Path:
+    """Create and return a fresh run folder named by start time and seed."""
+    base = f"{time.strftime('%Y%m%d-%H%M%S')}" + (f"-s{seed}" if seed is not None else "")
+    root = Path(experiment_dir)
+    root.mkdir(parents=True, exist_ok=True)
+    for n in range(1, 1000):
+        path = root / (base if n == 1 else f"{base}-{n}")
+        try:
+            path.mkdir()
+            return path
+        except FileExistsError:
+            continue
+    raise RuntimeError(f"could not create a run folder under {root}")
+
+
+def latest_run(experiment_dir: str | Path) -> Path:
+    """The run of an experiment whose ``checkpoints/last.ckpt`` was written most recently."""
+    root = Path(experiment_dir)
+    runs = [p for p in root.glob("*") if (p / LAST).is_file()] if root.is_dir() else []
+    if not runs:
+        raise ConfigError(
+            f"--ckpt_path last: no run of experiment {root.name!r} has {LAST} under {root}; "
+            "start a run without --ckpt_path, or pass --experiment / a checkpoint path."
+        )
+    return max(runs, key=lambda p: (p / LAST).stat().st_mtime)
