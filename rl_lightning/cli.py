@@ -21,12 +21,12 @@ import torch
 from jsonargparse import Namespace
 from lightning.pytorch import LightningDataModule, Trainer
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
-from lightning.pytorch.loggers import CSVLogger
 from typing_extensions import override
 
 from rl_lightning.algorithms.base import RLModule
 from rl_lightning.callbacks import Evaluation, FrameCheckpoint, FrameProgressBar
 from rl_lightning.errors import ConfigError
+from rl_lightning.runs.csv_logger import RunCSVLogger
 from rl_lightning.runs.folders import latest_run, new_run_dir
 
 
@@ -118,7 +118,7 @@ class RLCLI(LightningCLI):
     def instantiate_trainer(self, **kwargs: Any) -> Trainer:
         trainer_cfg = self._get(self.config_init, "trainer", default={})
         if self.run_dir is not None and trainer_cfg.get("logger") in (None, True):
-            kwargs["logger"] = CSVLogger(self.run_dir, name="", version="", flush_logs_every_n_steps=1)
+            kwargs["logger"] = RunCSVLogger(self.run_dir)
         return super().instantiate_trainer(**kwargs)
 
     def after_fit(self) -> None:
@@ -158,6 +158,9 @@ def _quiet() -> None:
     )
     warnings.filterwarnings("ignore", message=".*dataloader_iter.*")
     warnings.filterwarnings("ignore", message=".*LeafSpec.*")
+    # resuming writes into the run's existing folder on purpose (RunCSVLogger keeps metrics.csv)
+    warnings.filterwarnings("ignore", message=".*Previous log files in this directory will be deleted.*")
+    warnings.filterwarnings("ignore", message=".*Checkpoint directory .* exists and is not empty.*")
     warnings.filterwarnings("ignore", message=".*does not have many workers.*")
     warnings.filterwarnings("ignore", message=".*IterableDataset.*__len__.*")
 
@@ -167,6 +170,20 @@ def main(args: Any = None) -> None:
     _quiet()
     try:
         RLCLI(args=args)
-    except ConfigError as err:
-        print(f"error: {err}", file=sys.stderr)
+    except Exception as err:
+        config_error = _find_config_error(err)
+        if config_error is None:
+            raise
+        print(f"error: {config_error}", file=sys.stderr)
         sys.exit(2)
+
+
+def _find_config_error(err: BaseException | None) -> ConfigError | None:
+    """The ConfigError behind ``err`` (jsonargparse wraps errors raised while instantiating)."""
+    seen = set()
+    while err is not None and id(err) not in seen:
+        if isinstance(err, ConfigError):
+            return err
+        seen.add(id(err))
+        err = err.__cause__ or err.__context__
+    return None

@@ -1,0 +1,58 @@
+"""Stable-Baselines3 PPO with RL Zoo's CartPole-v1 hyperparameters (``pip install -e .[bench]``).
+
+Prints one JSON line per collected batch: frames, elapsed seconds, mean return of the
+episodes finished in that batch.
+"""
+
+import argparse
+import json
+import time
+
+import numpy as np
+import torch
+from stable_baselines3 import PPO
+from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.env_util import make_vec_env
+
+
+class Report(BaseCallback):
+    """Reports each batch after its update (at the next rollout's start, or at the end)."""
+
+    def _on_training_start(self):
+        self.start, self.finished, self.pending = time.perf_counter(), [], None
+
+    def _on_step(self):
+        self.finished += [i["episode"]["r"] for i in self.locals["infos"] if "episode" in i]
+        return True
+
+    def _on_rollout_end(self):
+        self.pending = (self.num_timesteps, float(np.mean(self.finished)) if self.finished else None)
+        self.finished = []
+
+    def _report(self):
+        if self.pending:
+            frames, mean = self.pending
+            print(json.dumps({"frames": frames, "elapsed": time.perf_counter() - self.start, "return": mean}), flush=True)
+            self.pending = None
+
+    def _on_rollout_start(self):
+        self._report()
+
+    def _on_training_end(self):
+        self._report()
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--frames", type=int, default=100_000)
+    a = p.parse_args()
+    torch.set_num_threads(1)
+    env = make_vec_env("CartPole-v1", n_envs=8, seed=a.seed)
+    model = PPO("MlpPolicy", env, n_steps=32, batch_size=256, gae_lambda=0.8, gamma=0.98, n_epochs=20, ent_coef=0.0,
+                learning_rate=lambda f: 1e-3 * f, clip_range=lambda f: 0.2 * f, seed=a.seed, device="cpu", verbose=0)
+    model.learn(a.frames, callback=Report())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,50 @@
+import torch
+
+from rl_lightning.data import VectorCollector
+from rl_lightning.envs import make_vector_env
+
+
+def constant_policy(action: int):
+    def policy(obs):
+        a = torch.full((obs.shape[0],), action, dtype=torch.int64)
+        return {"action": a, "env_action": a, "action_log_prob": torch.zeros(obs.shape[0])}
+
+    return policy
+
+
+def test_batch_layout_and_final_observations():
+    env = make_vector_env("tests.helpers.envs:Countdown-v0", 2, {"length": 5})
+    collector = VectorCollector(env, constant_policy(1), frames_per_batch=14, seed=0)
+    batch = collector.rollout()
+    assert batch.batch_size == torch.Size([2, 7])
+    assert batch["observation"].shape == (2, 7, 1)
+    assert batch["next", "reward"].shape == (2, 7, 1)
+    # observations count 0..4 then restart; the step that ends an episode sees the final obs 5
+    assert batch["observation"][0, :, 0].tolist() == [0, 1, 2, 3, 4, 0, 1]
+    assert batch["next", "observation"][0, :, 0].tolist() == [1, 2, 3, 4, 5, 1, 2]
+    assert batch["next", "terminated"][0, :, 0].tolist() == [False] * 4 + [True, False, False]
+    assert torch.equal(batch["next", "done"], batch["next", "terminated"] | batch["next", "truncated"])
+    assert batch["next", "reward"].sum() == 2 * 7 * 2.0
+    assert collector.frames == 14 and collector.episodes == 2
+    returns, lengths = collector.pop_episodes()
+    assert returns == [10.0, 10.0] and lengths == [5, 5]
+    assert collector.pop_episodes() == ([], [])
+
+
+def test_rollouts_continue_episodes_across_batches():
+    env = make_vector_env("tests.helpers.envs:Countdown-v0", 1, {"length": 5})
+    collector = VectorCollector(env, constant_policy(0), frames_per_batch=3, seed=0)
+    first, second = collector.rollout(), collector.rollout()
+    assert first["observation"][0, :, 0].tolist() == [0, 1, 2]
+    assert second["observation"][0, :, 0].tolist() == [3, 4, 0]
+    assert collector.state_dict() == {"frames": 6, "episodes": 1}
+
+
+def test_frames_per_batch_must_divide_by_envs():
+    env = make_vector_env("CartPole-v1", 3)
+    try:
+        VectorCollector(env, constant_policy(0), frames_per_batch=10)
+    except ValueError as err:
+        assert "frames_per_batch" in str(err)
+    else:
+        raise AssertionError("expected an error")

@@ -1,0 +1,1 @@
+"""Tiny environments and helpers for the tests."""

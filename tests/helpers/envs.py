@@ -1,0 +1,54 @@
+"""Tiny deterministic environments, registered with Gymnasium on import.
+
+``tests.helpers.envs:Countdown-v0`` works as a ``data.env_id`` (the module part is imported
+first, which registers the environments).
+"""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+
+
+class Countdown(gym.Env):
+    """Observation is the step index ``[t]``; reward 1 per step; the episode terminates
+    after ``length`` steps. Action 1 adds a reward bonus of 1, so a good policy always picks 1."""
+
+    def __init__(self, length: int = 5, render_mode: str | None = None) -> None:
+        self.length = length
+        self.observation_space = gym.spaces.Box(0.0, float(length), (1,), np.float32)
+        self.action_space = gym.spaces.Discrete(2)
+        self.t = 0
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        super().reset(seed=seed)
+        self.t = 0
+        return np.array([0.0], np.float32), {}
+
+    def step(self, action):
+        self.t += 1
+        reward = 1.0 + float(action)
+        return np.array([float(self.t)], np.float32), reward, self.t >= self.length, False, {}
+
+
+class Slider(gym.Env):
+    """Continuous 1-D action in [-2, 2]; reward is ``-(action - 1)^2``; 10 steps per episode."""
+
+    def __init__(self, render_mode: str | None = None) -> None:
+        self.observation_space = gym.spaces.Box(-1.0, 1.0, (2,), np.float32)
+        self.action_space = gym.spaces.Box(-2.0, 2.0, (1,), np.float32)
+        self.t = 0
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        super().reset(seed=seed)
+        self.t = 0
+        return np.zeros(2, np.float32), {}
+
+    def step(self, action):
+        self.t += 1
+        reward = -float((np.asarray(action).reshape(-1)[0] - 1.0) ** 2)
+        return np.zeros(2, np.float32), reward, False, self.t >= 10, {}
+
+
+gym.register("Countdown-v0", entry_point=Countdown)
+gym.register("Slider-v0", entry_point=Slider)
