@@ -1,8 +1,8 @@
 """A minimal hand-written PPO loop on a gymnasium sync vector env: the speed floor.
 
-Same algorithm and hyperparameters as ``configs/ppo.yaml`` (RL Zoo CartPole-v1): separate
+The same algorithm as rl_lightning's PPO, hyperparameters given by ``--hp``: separate
 64x64 tanh actor/critic, orthogonal init, GAE with bootstrap on truncation, advantage
-normalization, linear lr and clip schedules, gradient clipping 0.5, Adam eps 1e-5.
+normalization, optional linear lr and clip schedules, gradient clipping 0.5, Adam eps 1e-5.
 Prints one JSON line per collected batch: frames, elapsed seconds, mean return of the
 episodes finished in that batch.
 """
@@ -30,10 +30,13 @@ def main():
     p = argparse.ArgumentParser()
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--frames", type=int, default=100_000)
+    p.add_argument("--hp", type=json.loads, required=True, help="hyperparameters (see ppo_cartpole_speed.SETTINGS)")
     a = p.parse_args()
     torch.set_num_threads(1)
     torch.manual_seed(a.seed)
-    n, steps, epochs, mb, gamma, lam, lr, clip = 8, 32, 20, 256, 0.98, 0.8, 1e-3, 0.2
+    h = a.hp
+    n, steps, epochs, mb, gamma, lam, lr, clip = (h[k] for k in ("envs", "steps", "epochs", "minibatch", "gamma", "lam", "lr", "clip"))
+    ent = h["ent"]
     env = gym.vector.SyncVectorEnv([lambda: gym.make("CartPole-v1")] * n, autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
     actor, critic = mlp(4, 2, 0.01), mlp(4, 1, 1.0)
     params = list(actor.parameters()) + list(critic.parameters())
@@ -70,17 +73,18 @@ def main():
         frames += steps * n
         O, A, LP, adv, ret = O.flatten(0, 1), torch.stack(A).flatten(), torch.stack(LP).flatten(), adv.flatten(), ret.flatten()
         for g in opt.param_groups:
-            g["lr"] = lr * remaining
-        c = clip * remaining
+            g["lr"] = lr * (remaining if h["anneal_lr"] else 1.0)
+        c = clip * (remaining if h["anneal_clip"] else 1.0)
         for _ in range(epochs):
             for idx in torch.randperm(steps * n).split(mb):
                 dist = torch.distributions.Categorical(logits=actor(O[idx]))
                 ratio = (dist.log_prob(A[idx]) - LP[idx]).exp()
+                entropy = dist.entropy().mean()
                 ad = (adv[idx] - adv[idx].mean()) / (adv[idx].std() + 1e-8)
                 pl = -torch.min(ratio * ad, ratio.clamp(1 - c, 1 + c) * ad).mean()
                 vl = nn.functional.mse_loss(critic(O[idx]).squeeze(-1), ret[idx])
                 opt.zero_grad()
-                (pl + 0.5 * vl).backward()
+                (pl + 0.5 * vl - ent * entropy).backward()
                 nn.utils.clip_grad_norm_(params, 0.5)
                 opt.step()
         mean = float(np.mean(finished)) if finished else None

@@ -1,4 +1,4 @@
-"""Stable-Baselines3 PPO with RL Zoo's CartPole-v1 hyperparameters (``pip install -e .[bench]``).
+"""Stable-Baselines3 PPO on CartPole-v1, hyperparameters given by ``--hp`` (``pip install -e .[bench]``).
 
 Prints one JSON line per collected batch: frames, elapsed seconds, mean return of the
 episodes finished in that batch.
@@ -46,11 +46,16 @@ def main():
     p = argparse.ArgumentParser()
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--frames", type=int, default=100_000)
+    p.add_argument("--hp", type=json.loads, required=True, help="hyperparameters (see ppo_cartpole_speed.SETTINGS)")
     a = p.parse_args()
+    h = a.hp
     torch.set_num_threads(1)
-    env = make_vec_env("CartPole-v1", n_envs=8, seed=a.seed)
-    model = PPO("MlpPolicy", env, n_steps=32, batch_size=256, gae_lambda=0.8, gamma=0.98, n_epochs=20, ent_coef=0.0,
-                learning_rate=lambda f: 1e-3 * f, clip_range=lambda f: 0.2 * f, seed=a.seed, device="cpu", verbose=0)
+    env = make_vec_env("CartPole-v1", n_envs=h["envs"], seed=a.seed)
+    lr = (lambda f: h["lr"] * f) if h["anneal_lr"] else h["lr"]
+    clip = (lambda f: h["clip"] * f) if h["anneal_clip"] else h["clip"]
+    model = PPO("MlpPolicy", env, n_steps=h["steps"], batch_size=h["minibatch"], gae_lambda=h["lam"], gamma=h["gamma"],
+                n_epochs=h["epochs"], ent_coef=h["ent"], learning_rate=lr, clip_range=clip, seed=a.seed, device="cpu",
+                verbose=0)
     model.learn(a.frames, callback=Report())
 
 
