@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import yaml
 from jsonargparse import Namespace
 from lightning.pytorch import LightningDataModule, Trainer
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
@@ -28,10 +29,12 @@ from rl_lightning.callbacks import Evaluation, FrameCheckpoint, FrameProgressBar
 from rl_lightning.errors import ConfigError
 from rl_lightning.runs.csv_logger import RunCSVLogger
 from rl_lightning.runs.folders import latest_run, new_run_dir
+from rl_lightning.runs.loggers import TensorBoard  # noqa: F401  (makes `--trainer.logger+=TensorBoard` resolve)
 
 
 class RunConfigSaver(SaveConfigCallback):
-    """Writes the fully resolved config to ``<run>/config.yaml``; a resumed run keeps its
+    """Writes the fully resolved config to ``<run>/config.yaml`` (values of keys that look like
+    secrets, such as ``api_key`` or ``token``, replaced by ``***``); a resumed run keeps its
     original file and records the resuming config as ``config.resume-<time>.yaml``."""
 
     @override
@@ -44,7 +47,8 @@ class RunConfigSaver(SaveConfigCallback):
             if path.exists():
                 path = run_dir / f"config.resume-{time.strftime('%Y%m%d-%H%M%S')}.yaml"
             run_dir.mkdir(parents=True, exist_ok=True)
-            self.parser.save(self.config, path, skip_none=False, overwrite=True, multifile=False)
+            text = self.parser.dump(self.config, skip_none=False)
+            path.write_text(yaml.safe_dump(scrub_secrets(yaml.safe_load(text)), sort_keys=False))
         self.already_saved = True
 
 
@@ -95,10 +99,15 @@ class RLCLI(LightningCLI):
     def before_instantiate_classes(self) -> None:
         cfg = self.config[self.subcommand] if self.subcommand else self.config
         torch.set_num_threads(cfg.torch_threads)
-        if self.subcommand != "fit":
-            return
         experiment = cfg.experiment or _default_experiment(cfg)
         experiment_dir = Path(cfg.experiments_dir) / experiment
+        if self.subcommand in ("validate", "test"):
+            cfg.ckpt_path = _evaluation_checkpoint(cfg, experiment_dir)
+            if cfg.trainer.logger in (None, True):
+                cfg.trainer.logger = False  # evaluating prints a table; it writes no logs
+            return
+        if self.subcommand != "fit":
+            return
         if cfg.ckpt_path == "last":
             self.run_dir = latest_run(experiment_dir)
             cfg.ckpt_path = str(self.run_dir / "checkpoints" / "last.ckpt")
@@ -113,18 +122,34 @@ class RLCLI(LightningCLI):
         cfg.trainer.default_root_dir = str(self.run_dir)
         if not cfg.checkpoint.dirpath:
             cfg.checkpoint.dirpath = str(self.run_dir / "checkpoints")
+        _place_loggers(cfg.trainer.logger, self.run_dir, experiment)
 
     @override
     def instantiate_trainer(self, **kwargs: Any) -> Trainer:
+        """Every fit logs ``<run>/metrics.csv``, beside any logger the config adds."""
         trainer_cfg = self._get(self.config_init, "trainer", default={})
-        if self.run_dir is not None and trainer_cfg.get("logger") in (None, True):
-            kwargs["logger"] = RunCSVLogger(self.run_dir)
+        configured = trainer_cfg.get("logger")
+        if self.run_dir is not None and configured is not False:
+            extra = [] if configured in (None, True) else list(configured) if isinstance(configured, list) else [configured]
+            kwargs["logger"] = [RunCSVLogger(self.run_dir), *extra]
         return super().instantiate_trainer(**kwargs)
 
+    def before_fit(self) -> None:
+        """Send the whole resolved config to W&B (Lightning sends the model's hparams only)."""
+        wandb_loggers = [lg for lg in self.trainer.loggers if type(lg).__name__ == "WandbLogger"]
+        if wandb_loggers and self.trainer.is_global_zero:
+            parser = self._parser(self.subcommand)
+            config = scrub_secrets(yaml.safe_load(parser.dump(self.config[self.subcommand], skip_none=False)))
+            for logger in wandb_loggers:
+                logger.experiment.config.update(config, allow_val_change=True)
+
     def after_fit(self) -> None:
-        """Print the final evaluation and where the run lives."""
+        """Close W&B runs; print the final evaluation and where the run lives."""
         if not self.trainer.is_global_zero:
             return
+        for logger in self.trainer.loggers:
+            if type(logger).__name__ == "WandbLogger":
+                logger.experiment.finish()
         evaluation = next((c for c in self.trainer.callbacks if isinstance(c, Evaluation)), None)
         if evaluation is not None and evaluation.last:
             last = evaluation.last
@@ -134,6 +159,51 @@ class RLCLI(LightningCLI):
             )
         if self.run_dir is not None:
             print(f"Run folder: {self.run_dir}")
+
+
+SECRET_KEYS = ("api_key", "apikey", "token", "secret", "password")
+
+
+def scrub_secrets(value: Any) -> Any:
+    """A copy of a config (dicts/lists) with values of secret-looking keys replaced by '***'."""
+    if isinstance(value, dict):
+        return {
+            k: "***" if any(word in str(k).lower() for word in SECRET_KEYS) and v else scrub_secrets(v)
+            for k, v in value.items()
+        }
+    if isinstance(value, list):
+        return [scrub_secrets(v) for v in value]
+    return value
+
+
+def _place_loggers(logger_cfg: Any, run_dir: Path, experiment: str) -> None:
+    """Point configured loggers without an explicit folder into the run folder."""
+    entries = logger_cfg if isinstance(logger_cfg, list) else [logger_cfg]
+    for entry in entries:
+        if not isinstance(entry, Namespace) or "init_args" not in entry:
+            continue
+        args, name = entry.init_args, str(entry.class_path).rsplit(".", 1)[-1]
+        if args.get("save_dir") in (None, "", "."):
+            args.save_dir = str(run_dir)
+        if name == "WandbLogger":
+            args.project = args.get("project") or experiment
+            args.name = args.get("name") or run_dir.name
+
+
+def _evaluation_checkpoint(cfg: Namespace, experiment_dir: Path) -> str:
+    """``validate``/``test``: ``last``/``best`` of the config's run folder (or the newest run of
+    the experiment); otherwise a path that must exist."""
+    path = cfg.ckpt_path
+    if path in ("last", "best"):
+        run = Path(cfg.trainer.default_root_dir or "")
+        if not (run / "checkpoints" / f"{path}.ckpt").is_file():
+            run = latest_run(experiment_dir)
+        path = str(run / "checkpoints" / f"{path}.ckpt")
+    if not path:
+        raise ConfigError("--ckpt_path is required: a checkpoint file, or last / best of the run.")
+    if not Path(path).is_file():
+        raise ConfigError(f"--ckpt_path {path}: no such checkpoint file.")
+    return path
 
 
 def _default_experiment(cfg: Namespace) -> str:
@@ -151,6 +221,8 @@ def _seed(cfg: Namespace) -> int | None:
 def _quiet() -> None:
     """Silence known noise from the stack (see the project's STACK notes)."""
     os.environ.setdefault("RL_LOGGING_LEVEL", "WARNING")
+    if not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY"):
+        os.environ.setdefault("SDL_VIDEODRIVER", "dummy")  # headless rendering, no SDL warnings
     logging.getLogger("torchrl").setLevel(logging.WARNING)
     warnings.filterwarnings("ignore", message=".*InitTracker.*")
     logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(
@@ -158,6 +230,7 @@ def _quiet() -> None:
     )
     warnings.filterwarnings("ignore", message=".*dataloader_iter.*")
     warnings.filterwarnings("ignore", message=".*LeafSpec.*")
+    warnings.filterwarnings("ignore", message=".*Total length of `list` across ranks is zero.*")  # no val loop in fit
     # resuming writes into the run's existing folder on purpose (RunCSVLogger keeps metrics.csv)
     warnings.filterwarnings("ignore", message=".*Previous log files in this directory will be deleted.*")
     warnings.filterwarnings("ignore", message=".*Checkpoint directory .* exists and is not empty.*")
@@ -166,10 +239,17 @@ def _quiet() -> None:
 
 
 def main(args: Any = None) -> None:
-    """Entry point of ``python -m rl_lightning``."""
+    """Entry point of ``python -m rl_lightning``: Lightning's ``fit``/``validate``/``test``,
+    plus ``play`` (watch a trained agent)."""
     _quiet()
+    argv = list(sys.argv[1:] if args is None else args)
     try:
-        RLCLI(args=args)
+        if argv[:1] == ["play"]:
+            from rl_lightning.runs.play import main as play
+
+            play(argv[1:])
+        else:
+            RLCLI(args=args)
     except Exception as err:
         config_error = _find_config_error(err)
         if config_error is None:

@@ -58,7 +58,8 @@ class RLModule(L.LightningModule):
                 "call trainer.fit(model, datamodule=OnPolicyDataModule(...))."
             )
         self.connect_spec(datamodule.env_spec)
-        datamodule.connect(self)
+        if stage == "fit":
+            datamodule.connect(self)
 
     # --- acting ------------------------------------------------------------------------
     def flat_obs(self, obs: torch.Tensor) -> torch.Tensor:
@@ -75,6 +76,24 @@ class RLModule(L.LightningModule):
         """The policy the collector steps environments with (CPU tensors in and out)."""
         out = self.act(obs.to(self.device))
         return out if self.device.type == "cpu" else {k: v.cpu() for k, v in out.items()}
+
+    # --- evaluation (validate / test commands) -------------------------------------------
+    def validation_step(self, batch: Any, batch_idx: int) -> None:
+        """Evaluation episodes (``validate``): settings of the ``Evaluation`` callback when
+        present, so the result matches the run's evaluations with the same seeds."""
+        from rl_lightning.callbacks.evaluation import Evaluation, evaluate, summarize
+
+        evaluation = next((c for c in self.trainer.callbacks if isinstance(c, Evaluation)), Evaluation())
+        env = self.trainer.datamodule.make_env(evaluation.episodes)
+        try:
+            result = evaluate(self, env, evaluation.episodes, evaluation.seed_for(self.trainer), evaluation.deterministic)
+        finally:
+            env.close()
+        self.log_dict(summarize(result), batch_size=1)
+
+    def test_step(self, batch: Any, batch_idx: int) -> None:
+        """Same as :meth:`validation_step` (``test`` command)."""
+        self.validation_step(batch, batch_idx)
 
     # --- counters and logging ----------------------------------------------------------
     @property

@@ -61,6 +61,8 @@ class Evaluation(Callback):
     ``eval/return_std``, ``eval/return_min``, ``eval/return_max`` and ``eval/length_mean``.
 
     Evaluation runs on rank zero; the result is broadcast so every rank sees the same metric.
+    Afterwards, callbacks that define ``on_evaluation_end(trainer, pl_module, evaluation)``
+    (such as ``Video``) are called.
 
     Args:
         every_frames: frames between evaluations; 0 evaluates only at the end.
@@ -84,9 +86,12 @@ class Evaluation(Callback):
         self.next_frame = every_frames if every_frames else math.inf
         self.best = -math.inf
         self.last: dict[str, float] = {}
+        #: evaluations run so far (other callbacks, e.g. Video, follow it)
+        self.count = 0
         self._env = None
 
-    def _seed(self, trainer: L.Trainer) -> int:
+    def seed_for(self, trainer: L.Trainer) -> int:
+        """Seed of the first evaluation episode."""
         if self.seed is not None:
             return self.seed
         return trainer.datamodule.base_seed + 1_000_000
@@ -108,11 +113,15 @@ class Evaluation(Callback):
         if trainer.is_global_zero:
             if self._env is None:
                 self._env = trainer.datamodule.make_env(self.episodes)
-            metrics = summarize(evaluate(pl_module, self._env, self.episodes, self._seed(trainer), self.deterministic))
+            metrics = summarize(evaluate(pl_module, self._env, self.episodes, self.seed_for(trainer), self.deterministic))
         metrics = trainer.strategy.broadcast(metrics, src=0)
         self.best = max(self.best, metrics["eval/return_mean"])
         self.last = metrics
+        self.count += 1
         pl_module.log_metrics(metrics)
+        for callback in trainer.callbacks:  # e.g. Video records at evaluations
+            if callback is not self and hasattr(callback, "on_evaluation_end"):
+                callback.on_evaluation_end(trainer, pl_module, self)
         return metrics
 
     @override
@@ -123,10 +132,11 @@ class Evaluation(Callback):
 
     @override
     def state_dict(self) -> dict[str, Any]:
-        return {"next_frame": self.next_frame, "best": self.best, "last": dict(self.last)}
+        return {"next_frame": self.next_frame, "best": self.best, "last": dict(self.last), "count": self.count}
 
     @override
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self.next_frame = state_dict["next_frame"]
         self.best = state_dict["best"]
         self.last = dict(state_dict["last"])
+        self.count = state_dict.get("count", 0)

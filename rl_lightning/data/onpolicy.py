@@ -54,6 +54,7 @@ class OnPolicyDataModule(L.LightningDataModule):
     ) -> None:
         super().__init__()
         check_env_id(env_id)
+        self.save_hyperparameters()
         if num_envs < 1:
             raise ConfigError(f"data.num_envs must be >= 1, got {num_envs}.")
         if frames_per_batch < num_envs or frames_per_batch % num_envs:
@@ -123,6 +124,16 @@ class OnPolicyDataModule(L.LightningDataModule):
         if self.collector is None:
             raise RuntimeError("connect(agent) must run before training (the algorithm's setup does it).")
         return DataLoader(self.collector, batch_size=None, collate_fn=_identity, num_workers=0)
+
+    def val_dataloader(self) -> list:
+        """One item, so ``validate`` runs the algorithm's evaluation episodes once. Empty
+        during ``fit``: evaluation there is the ``Evaluation`` callback, on a frame schedule."""
+        fitting = self.trainer is not None and self.trainer.state.fn == "fit"
+        return [] if fitting else DataLoader([0], batch_size=None)
+
+    def test_dataloader(self) -> list:
+        """As :meth:`val_dataloader`, for ``test``."""
+        return self.val_dataloader()
 
     def teardown(self, stage: str) -> None:
         """Close the environments."""
