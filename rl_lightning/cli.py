@@ -29,6 +29,7 @@ from rl_lightning.callbacks import Evaluation, FrameCheckpoint, FrameProgressBar
 from rl_lightning.errors import ConfigError
 from rl_lightning.runs.csv_logger import RunCSVLogger
 from rl_lightning.runs.folders import latest_run, new_run_dir
+from rl_lightning.runs.metadata import RunMetadata
 from rl_lightning.runs.loggers import TensorBoard  # noqa: F401  (makes `--trainer.logger+=TensorBoard` resolve)
 
 
@@ -119,19 +120,28 @@ class RLCLI(LightningCLI):
             self.run_dir = run if (run / "config.yaml").is_file() else new_run_dir(experiment_dir, _seed(cfg))
         else:
             self.run_dir = new_run_dir(experiment_dir, _seed(cfg))
+        # always this run's folders: a config saved by another run names that run's folders,
+        # and reusing them would overwrite its checkpoints
         cfg.trainer.default_root_dir = str(self.run_dir)
-        if not cfg.checkpoint.dirpath:
-            cfg.checkpoint.dirpath = str(self.run_dir / "checkpoints")
+        cfg.checkpoint.dirpath = str(self.run_dir / "checkpoints")
         _place_loggers(cfg.trainer.logger, self.run_dir, experiment)
 
     @override
     def instantiate_trainer(self, **kwargs: Any) -> Trainer:
-        """Every fit logs ``<run>/metrics.csv``, beside any logger the config adds."""
+        """Every fit logs ``<run>/metrics.csv`` (beside any logger the config adds) and keeps
+        ``<run>/metadata.json``."""
         trainer_cfg = self._get(self.config_init, "trainer", default={})
         configured = trainer_cfg.get("logger")
         if self.run_dir is not None and configured is not False:
             extra = [] if configured in (None, True) else list(configured) if isinstance(configured, list) else [configured]
             kwargs["logger"] = [RunCSVLogger(self.run_dir), *extra]
+        if self.run_dir is not None:
+            cfg = self.config[self.subcommand]
+            metadata = RunMetadata(self.run_dir, cfg.experiment or _default_experiment(cfg), _seed(cfg))
+            configured_callbacks = trainer_cfg.get("callbacks") or []
+            if not isinstance(configured_callbacks, list):
+                configured_callbacks = [configured_callbacks]
+            kwargs["callbacks"] = [*configured_callbacks, metadata]
         return super().instantiate_trainer(**kwargs)
 
     def before_fit(self) -> None:
@@ -238,16 +248,26 @@ def _quiet() -> None:
     warnings.filterwarnings("ignore", message=".*IterableDataset.*__len__.*")
 
 
+#: Commands beside Lightning's: name -> module whose ``main(argv)`` runs it.
+COMMANDS = {
+    "play": "rl_lightning.runs.play",
+    "runs": "rl_lightning.runs.registry",
+    "plot": "rl_lightning.runs.plot",
+    "sweep": "rl_lightning.runs.sweep",
+    "reproduce": "rl_lightning.runs.reproduce",
+}
+
+
 def main(args: Any = None) -> None:
     """Entry point of ``python -m rl_lightning``: Lightning's ``fit``/``validate``/``test``,
-    plus ``play`` (watch a trained agent)."""
+    plus the commands in :data:`COMMANDS` (``play``, ``runs``, ``plot``, ``sweep``, ``reproduce``)."""
     _quiet()
     argv = list(sys.argv[1:] if args is None else args)
     try:
-        if argv[:1] == ["play"]:
-            from rl_lightning.runs.play import main as play
+        if argv[:1] and argv[0] in COMMANDS:
+            import importlib
 
-            play(argv[1:])
+            importlib.import_module(COMMANDS[argv[0]]).main(argv[1:])
         else:
             RLCLI(args=args)
     except Exception as err:

@@ -2,7 +2,8 @@
 
 from rl_lightning.callbacks.checkpoint import FrameCheckpoint
 from rl_lightning.callbacks.evaluation import Evaluation
+from rl_lightning.callbacks.frame_limit import FrameLimit
 from rl_lightning.callbacks.progress import FrameProgressBar
 from rl_lightning.callbacks.video import Video
 
-__all__ = ["Evaluation", "FrameCheckpoint", "FrameProgressBar", "Video"]
+__all__ = ["Evaluation", "FrameCheckpoint", "FrameLimit", "FrameProgressBar", "Video"]

@@ -52,3 +52,16 @@ class Slider(gym.Env):
 
 gym.register("Countdown-v0", entry_point=Countdown)
 gym.register("Slider-v0", entry_point=Slider)
+
+
+class Exploding(Countdown):
+    """Raises on the 100th step: a run that fails mid-training."""
+
+    def step(self, action):
+        self.steps_taken = getattr(self, "steps_taken", 0) + 1
+        if self.steps_taken >= 100:
+            raise RuntimeError("the environment exploded")
+        return super().step(action)
+
+
+gym.register("Exploding-v0", entry_point=Exploding)
