@@ -53,14 +53,13 @@ def rl_lightning_step(batch: int):
 
     model = PPO()
     model.connect_spec(EnvSpec("CartPole-v1", (4,), True, n_actions=2))
-    model._clip_range = lambda: 0.2  # no trainer here: constant clip range
     data = {"obs": torch.randn(batch, 4), "action": torch.randint(0, 2, (batch,)), "log_prob": torch.randn(batch) - 0.7,
             "advantage": torch.randn(batch), "target": torch.randn(batch), "value": torch.randn(batch)}
     params = list(model.parameters())
     opt = torch.optim.Adam(params, lr=1e-3, eps=1e-5, fused=True)
 
     def step():
-        total, _ = model._loss(data)
+        total, _ = model.compute_loss(data)
         opt.zero_grad()
         total.backward()
         torch.nn.utils.clip_grad_norm_(params, 0.5)
@@ -77,7 +76,7 @@ def main() -> None:
     torch.set_num_threads(1)
     logging.getLogger("torchrl").setLevel(logging.WARNING)
     warnings.filterwarnings("ignore")
-    steps = {"torchrl ClipPPOLoss": torchrl_step(args.batch), "rl_lightning PPO._loss": rl_lightning_step(args.batch)}
+    steps = {"torchrl ClipPPOLoss": torchrl_step(args.batch), "rl_lightning PPO.compute_loss": rl_lightning_step(args.batch)}
     results = {name: [] for name in steps}
     for _ in range(3):
         for name, step in steps.items():

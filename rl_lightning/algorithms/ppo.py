@@ -95,7 +95,13 @@ class PPO(RLModule):
                 raise ConfigError(f"model.{name} must be >= 1, got {value}.")
         if not 0.0 <= gamma <= 1.0 or not 0.0 <= gae_lambda <= 1.0:
             raise ConfigError(f"model.gamma and model.gae_lambda must lie in [0, 1], got {gamma}, {gae_lambda}.")
-        self.save_hyperparameters()
+        # builders and the optimizer factory are callables: keep them out of the checkpoint's
+        # hyperparameters so checkpoints stay loadable with weights_only=True (the run's
+        # config.yaml records them)
+        self.save_hyperparameters(ignore=["actor_net", "critic_net", "optimizer"])
+        self.actor_builder = actor_net or (lambda i, o: MLP(i, o, output_gain=0.01))
+        self.critic_builder = critic_net or MLP
+        self.optimizer_factory = optimizer
         self._plan: Iterator[tuple[dict[str, torch.Tensor], bool]] | None = None
         self._stats: list[torch.Tensor] = []
         self._explained_variance = 0.0
@@ -106,10 +112,8 @@ class PPO(RLModule):
     def build(self, spec: EnvSpec) -> None:
         """Create the actor and critic for ``spec``."""
         hp = self.hparams
-        actor_net = hp.actor_net or (lambda i, o: MLP(i, o, output_gain=0.01))
-        critic_net = hp.critic_net or MLP
-        self.actor = StochasticActor(spec, actor_net, hp.distribution, hp.log_std_init)
-        self.critic = critic_net(spec.observation_dim, 1)
+        self.actor = StochasticActor(spec, self.actor_builder, hp.distribution, hp.log_std_init)
+        self.critic = self.critic_builder(spec.observation_dim, 1)
 
     def act(self, obs: torch.Tensor, deterministic: bool = False) -> dict[str, torch.Tensor]:
         """Sample (or pick the most likely) actions for a batch of observations."""
@@ -118,10 +122,10 @@ class PPO(RLModule):
     def configure_optimizers(self) -> Any:
         """Adam (or the configured optimizer) with an optional linear decay over frames."""
         hp = self.hparams
-        if hp.optimizer is None:
+        if self.optimizer_factory is None:
             optimizer = torch.optim.Adam(self.parameters(), lr=hp.learning_rate, eps=1e-5, fused=True)
         else:
-            optimizer = hp.optimizer(self.parameters())
+            optimizer = self.optimizer_factory(self.parameters())
             for group in optimizer.param_groups:
                 group["lr"] = hp.learning_rate
         if hp.lr_schedule == "constant":
@@ -152,9 +156,9 @@ class PPO(RLModule):
         if self._plan is None:
             batch, _, _ = next(dataloader_iter)
             self._update_start = time.perf_counter()
-            self._plan = self._minibatches(self._advantages(batch.to(self.device)))
+            self._plan = self._minibatches(self.compute_advantages(batch.to(self.device)))
         minibatch, self.at_boundary = next(self._plan)
-        loss, stats = self._loss(minibatch)
+        loss, stats = self.compute_loss(minibatch)
         self._stats.append(stats)
         if self.at_boundary:
             self._plan = None
@@ -162,8 +166,16 @@ class PPO(RLModule):
         return loss
 
     @torch.no_grad()
-    def _advantages(self, batch) -> dict[str, torch.Tensor]:
-        """GAE advantages and value targets for a ``[envs, steps]`` batch, then flattened."""
+    def compute_advantages(self, batch) -> dict[str, torch.Tensor]:
+        """GAE advantages and value targets of a collected batch.
+
+        Args:
+            batch: a collector batch (TensorDict ``[envs, steps]``, TorchRL layout).
+
+        Returns:
+            Flat tensors ``obs``, ``action``, ``log_prob``, ``advantage``, ``target`` (value
+            target) and ``value`` (the critic's estimate), one entry per frame.
+        """
         hp = self.hparams
         obs = self.flat_obs(batch["observation"])
         next_obs = self.flat_obs(batch["next", "observation"])
@@ -199,8 +211,16 @@ class PPO(RLModule):
                 last = epoch == epochs - 1 and start + size >= n
                 yield {key: value[index] for key, value in data.items()}, last
 
-    def _loss(self, mb: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-        """Clipped surrogate + value loss - entropy bonus, and detached statistics."""
+    def compute_loss(self, mb: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Clipped surrogate + value loss - entropy bonus.
+
+        Args:
+            mb: a minibatch: the entries of :meth:`compute_advantages`, indexed.
+
+        Returns:
+            The loss, and detached statistics ``[policy loss, value loss, entropy loss,
+            approx KL, clip fraction]``.
+        """
         hp = self.hparams
         dist = self.actor.dist(mb["obs"])
         log_ratio = dist.log_prob(mb["action"]) - mb["log_prob"]

@@ -50,7 +50,7 @@ def test_advantages_match_hand_computed_gae():
         },
         batch_size=[1, 3],
     )
-    out = model._advantages(batch)
+    out = model.compute_advantages(batch)
     g, lam = 0.9, 0.5
     d2 = 1 - 3.0  # terminal: r - V(s2)
     d1 = 1 + g * 5.0 - 2.0  # truncated: bootstrap from V(final obs)
