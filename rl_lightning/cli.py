@@ -33,6 +33,10 @@ from rl_lightning.runs.metadata import RunMetadata
 from rl_lightning.runs.loggers import TensorBoard  # noqa: F401  (makes `--trainer.logger+=TensorBoard` resolve)
 
 
+#: Environment variable through which DDP workers find the run folder rank 0 created.
+RUN_DIR_ENV = "RL_LIGHTNING_RUN_DIR"
+
+
 class RunConfigSaver(SaveConfigCallback):
     """Writes the fully resolved config to ``<run>/config.yaml`` (values of keys that look like
     secrets, such as ``api_key`` or ``token``, replaced by ``***``); a resumed run keeps its
@@ -109,7 +113,12 @@ class RLCLI(LightningCLI):
             return
         if self.subcommand != "fit":
             return
-        if cfg.ckpt_path == "last":
+        inherited = os.environ.get(RUN_DIR_ENV) if int(os.environ.get("LOCAL_RANK", 0)) > 0 else None
+        if inherited:  # a DDP worker started by rank 0's launcher: share rank 0's run folder
+            self.run_dir = Path(inherited)
+            if cfg.ckpt_path == "last":
+                cfg.ckpt_path = str(self.run_dir / "checkpoints" / "last.ckpt")
+        elif cfg.ckpt_path == "last":
             self.run_dir = latest_run(experiment_dir)
             cfg.ckpt_path = str(self.run_dir / "checkpoints" / "last.ckpt")
         elif cfg.ckpt_path:
@@ -120,6 +129,7 @@ class RLCLI(LightningCLI):
             self.run_dir = run if (run / "config.yaml").is_file() else new_run_dir(experiment_dir, _seed(cfg))
         else:
             self.run_dir = new_run_dir(experiment_dir, _seed(cfg))
+        os.environ[RUN_DIR_ENV] = str(self.run_dir)  # inherited by DDP workers this process launches
         # always this run's folders: a config saved by another run names that run's folders,
         # and reusing them would overwrite its checkpoints
         cfg.trainer.default_root_dir = str(self.run_dir)

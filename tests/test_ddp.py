@@ -1,0 +1,31 @@
+"""Two CPU processes with DDP (gloo), through the command line as a user runs it."""
+
+import csv
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.test_cli import PPO
+
+
+def test_ddp_on_two_cpu_processes_shares_one_run_and_reduces_episode_stats(in_tmp):
+    cmd = [sys.executable, "-m", "rl_lightning", "fit", "--config", PPO,
+           "--data.env_id", "tests.helpers.envs:Countdown-v0", "--data.env_kwargs", "{length: 5}",
+           "--data.total_frames", "4096", "--evaluation.every_frames", "2048", "--evaluation.episodes", "2",
+           "--progress_bar.refresh_rate", "0", "--experiment", "ddp",
+           "--trainer.accelerator", "cpu", "--trainer.devices", "2", "--trainer.strategy", "ddp"]
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env={**os.environ})
+    assert result.returncode == 0, result.stderr[-3000:]
+    (run,) = (in_tmp / "experiments" / "ddp").iterdir()  # rank 1 reuses rank 0's run folder
+    rows = list(csv.DictReader(open(run / "metrics.csv")))
+    # each of the 2 ranks collects 256 frames per batch: frames count both
+    assert [float(r["frames"]) for r in rows] == [512.0 * i for i in range(1, 9)]
+    # 8 envs x 256 steps per rank, episodes of 5 steps: 51 per env, 408 per rank, 816 in all
+    assert float(rows[-1]["train/episodes"]) == 816
+    assert float(rows[-1]["train/episode_length"]) == 5.0
+    assert [r["frames"] for r in rows if r["eval/return_mean"]] == ["2048.0", "4096.0"]  # once each
+    meta = json.loads((run / "metadata.json").read_text())
+    assert meta["world_size"] == 2 and meta["status"] == "finished"
+    assert Path(run / "checkpoints" / "last.ckpt").is_file()
