@@ -25,7 +25,8 @@ from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveCon
 from typing_extensions import override
 
 from rl_lightning.algorithms.base import RLModule
-from rl_lightning.callbacks import Evaluation, FrameCheckpoint, FrameProgressBar
+from rl_lightning.callbacks import Evaluation, FrameCheckpoint, FrameProgressBar, GracefulStop, NanGuard
+from rl_lightning.callbacks.nan_guard import NonFiniteError
 from rl_lightning.errors import ConfigError
 from rl_lightning.runs.csv_logger import RunCSVLogger
 from rl_lightning.runs.folders import latest_run, new_run_dir
@@ -99,6 +100,11 @@ class RLCLI(LightningCLI):
             }
         )
 
+    def _parse_ckpt_path(self) -> None:
+        """Keep the config as given (LightningCLI would overwrite the model's options with
+        the checkpoint's hyperparameters, but only for explicit paths, not ``last``); the
+        checkpoint is checked in :meth:`before_instantiate_classes` with a clear error."""
+
     # --- run folders ---------------------------------------------------------------------
     @override
     def before_instantiate_classes(self) -> None:
@@ -108,6 +114,7 @@ class RLCLI(LightningCLI):
         experiment_dir = Path(cfg.experiments_dir) / experiment
         if self.subcommand in ("validate", "test"):
             cfg.ckpt_path = _evaluation_checkpoint(cfg, experiment_dir)
+            check_checkpoint(cfg.ckpt_path, str(cfg.model.class_path))
             if cfg.trainer.logger in (None, True):
                 cfg.trainer.logger = False  # evaluating prints a table; it writes no logs
             return
@@ -129,6 +136,8 @@ class RLCLI(LightningCLI):
             self.run_dir = run if (run / "config.yaml").is_file() else new_run_dir(experiment_dir, _seed(cfg))
         else:
             self.run_dir = new_run_dir(experiment_dir, _seed(cfg))
+        if cfg.ckpt_path:
+            check_checkpoint(cfg.ckpt_path, str(cfg.model.class_path))
         os.environ[RUN_DIR_ENV] = str(self.run_dir)  # inherited by DDP workers this process launches
         # always this run's folders: a config saved by another run names that run's folders,
         # and reusing them would overwrite its checkpoints
@@ -138,8 +147,8 @@ class RLCLI(LightningCLI):
 
     @override
     def instantiate_trainer(self, **kwargs: Any) -> Trainer:
-        """Every fit logs ``<run>/metrics.csv`` (beside any logger the config adds) and keeps
-        ``<run>/metadata.json``."""
+        """Every fit logs ``<run>/metrics.csv`` (beside any logger the config adds), keeps
+        ``<run>/metadata.json``, stops cleanly on Ctrl-C/SIGTERM and stops on NaN/Inf."""
         trainer_cfg = self._get(self.config_init, "trainer", default={})
         configured = trainer_cfg.get("logger")
         if self.run_dir is not None and configured is not False:
@@ -151,7 +160,7 @@ class RLCLI(LightningCLI):
             configured_callbacks = trainer_cfg.get("callbacks") or []
             if not isinstance(configured_callbacks, list):
                 configured_callbacks = [configured_callbacks]
-            kwargs["callbacks"] = [*configured_callbacks, metadata]
+            kwargs["callbacks"] = [*configured_callbacks, NanGuard(), GracefulStop(), metadata]
         return super().instantiate_trainer(**kwargs)
 
     def before_fit(self) -> None:
@@ -208,6 +217,29 @@ def _place_loggers(logger_cfg: Any, run_dir: Path, experiment: str) -> None:
         if name == "WandbLogger":
             args.project = args.get("project") or experiment
             args.name = args.get("name") or run_dir.name
+
+
+def check_checkpoint(path: str, algorithm: str) -> None:
+    """Fail early, naming the file, unless ``path`` is a readable rl_lightning checkpoint of
+    ``algorithm`` (an import path such as ``rl_lightning.algorithms.PPO``).
+
+    Loads with ``weights_only=True`` (tensors and plain types only, no code runs) and
+    memory-mapped, so large checkpoints are not read twice into memory.
+    """
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except Exception as err:
+        first = (str(err).strip().splitlines() or [""])[0][:200]
+        raise ConfigError(f"--ckpt_path {path}: not a readable checkpoint ({type(err).__name__}: {first}).") from err
+    info = checkpoint.get("rl_lightning") if isinstance(checkpoint, dict) else None
+    if not info:
+        raise ConfigError(f"--ckpt_path {path}: not a checkpoint written by rl_lightning.")
+    short = lambda name: name.rsplit(".", 1)[-1]  # noqa: E731
+    if short(info["algorithm"]) != short(algorithm):
+        raise ConfigError(
+            f"--ckpt_path {path} holds a {short(info['algorithm'])} model, but the config selects "
+            f"{short(algorithm)} (model.class_path)."
+        )
 
 
 def _evaluation_checkpoint(cfg: Namespace, experiment_dir: Path) -> str:
@@ -280,6 +312,9 @@ def main(args: Any = None) -> None:
             importlib.import_module(COMMANDS[argv[0]]).main(argv[1:])
         else:
             RLCLI(args=args)
+    except NonFiniteError as err:
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(1)
     except Exception as err:
         config_error = _find_config_error(err)
         if config_error is None:

@@ -65,3 +65,15 @@ class Exploding(Countdown):
 
 
 gym.register("Exploding-v0", entry_point=Exploding)
+
+
+class NanAfter(Countdown):
+    """Rewards become NaN after 170 steps of each instance: the value loss turns NaN."""
+
+    def step(self, action):
+        self.steps_taken = getattr(self, "steps_taken", 0) + 1
+        obs, reward, term, trunc, info = super().step(action)
+        return obs, (float("nan") if self.steps_taken > 170 else reward), term, trunc, info
+
+
+gym.register("NanAfter-v0", entry_point=NanAfter)

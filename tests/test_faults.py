@@ -1,0 +1,78 @@
+"""Interruptions, NaN/Inf and bad checkpoints, through the command line."""
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from tests.test_cli import PPO, TINY, run_cli
+
+
+def test_sigterm_saves_a_checkpoint_and_resume_continues(in_tmp):
+    cmd = [sys.executable, "-m", "rl_lightning", "fit", "--config", PPO, "--data.total_frames", "200000",
+           "--evaluation.every_frames", "100000", "--checkpoint.every_frames", "100000",
+           "--progress_bar.refresh_rate", "0", "--experiment", "stop"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    root = in_tmp / "experiments" / "stop"
+    deadline = time.time() + 120
+    while time.time() < deadline:  # wait until training runs (metrics rows appear)
+        runs = list(root.glob("*/metrics.csv"))
+        if runs and len(runs[0].read_text().splitlines()) > 3:
+            break
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 1, err[-2000:]
+    (run,) = root.iterdir()
+    meta = json.loads((run / "metadata.json").read_text())
+    assert meta["status"] == "interrupted"
+    ckpt = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)
+    frames = ckpt["OnPolicyDataModule"]["frames"]
+    assert 0 < frames < 200_000 and frames % 256 == 0  # saved at a batch boundary
+    rows = list(csv.DictReader(open(run / "metrics.csv")))
+    assert float(rows[-1]["frames"]) == frames
+
+    run_cli("fit", "--config", PPO, "--data.total_frames", str(frames + 512), "--progress_bar.refresh_rate", "0",
+            "--evaluation.every_frames", "100000", "--experiment", "stop", "--ckpt_path", "last")
+    rows = [float(r["frames"]) for r in csv.DictReader(open(run / "metrics.csv"))]
+    assert rows[-3:] == [frames, frames + 256, frames + 512]
+    assert json.loads((run / "metadata.json").read_text())["status"] == "finished"
+
+
+def test_nan_stops_the_run_and_keeps_the_last_good_checkpoint(in_tmp, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        run_cli("fit", "--config", PPO, *TINY, "--data.env_id", "tests.helpers.envs:NanAfter-v0",
+                "--experiment", "nan")
+    assert exit_.value.code == 1
+    err = capsys.readouterr().err
+    assert "non-finite value" in err and "at frame" in err and "last good checkpoint" in err
+    (run,) = (in_tmp / "experiments" / "nan").iterdir()
+    ckpt = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)
+    assert all(torch.isfinite(v).all() for v in ckpt["state_dict"].values())
+    assert json.loads((run / "metadata.json").read_text())["status"] == "failed"
+
+
+def test_bad_checkpoints_are_named(in_tmp, capsys):
+    run_cli("fit", "--config", PPO, *TINY)
+    (run,) = (in_tmp / "experiments" / "ppo-CartPole-v1").iterdir()
+    broken = in_tmp / "broken.ckpt"
+    broken.write_bytes((run / "checkpoints" / "last.ckpt").read_bytes()[:5000])
+    for path, message in [(broken, "not a readable checkpoint"), (in_tmp / "missing.ckpt", "no such checkpoint")]:
+        with pytest.raises(SystemExit) as exit_:
+            run_cli("validate", "--config", str(run / "config.yaml"), "--ckpt_path", str(path))
+        assert exit_.value.code == 2
+        err = capsys.readouterr().err
+        assert str(path) in err and message in err
+    other = in_tmp / "other.ckpt"
+    ckpt = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)
+    ckpt["rl_lightning"]["algorithm"] = "rl_lightning.algorithms.DQN"
+    torch.save(ckpt, other)
+    with pytest.raises(SystemExit):
+        run_cli("fit", "--config", PPO, "--ckpt_path", str(other))
+    assert "holds a DQN model, but the config selects PPO" in capsys.readouterr().err
