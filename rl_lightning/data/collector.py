@@ -12,6 +12,7 @@ steps the environments with plain tensors and builds one TensorDict per batch.
 
 from __future__ import annotations
 
+import random
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -21,6 +22,8 @@ import numpy as np
 import torch
 from tensordict import TensorDict
 from torchrl.collectors import BaseCollector
+
+from rl_lightning.envs.state import capture_vector, restore_vector
 
 #: A policy maps a batch of observations to a dict holding at least ``"action"`` (stored in
 #: the batch) and ``"env_action"`` (what the environment receives); other entries, such as
@@ -70,6 +73,7 @@ class VectorCollector(BaseCollector):
         self._ep_return = np.zeros(self.num_envs)
         self._ep_length = np.zeros(self.num_envs, dtype=np.int64)
         self._finished: list[tuple[float, int]] = []
+        self._pending_rng: dict[str, Any] | None = None
 
     #: Endless: training stops on the trainer's frame budget, not here.
     total_frames = -1
@@ -85,18 +89,46 @@ class VectorCollector(BaseCollector):
         return seed
 
     def iterator(self) -> Iterator[TensorDict]:
-        """Endless stream of batches; the trainer stops on its frame budget."""
+        """Endless stream of batches; the trainer stops on its frame budget.
+
+        Random-number states loaded from a checkpoint are applied here, when iteration
+        starts: creating the DataLoader iterator draws from torch's global generator."""
+        if self._pending_rng is not None:
+            _set_rng(self._pending_rng)
+            self._pending_rng = None
         while True:
             yield self.rollout()
 
     def state_dict(self) -> dict[str, Any]:
-        """Counters (plain numbers, checkpoint-safe)."""
-        return {"frames": self.frames, "episodes": self.episodes}
+        """Everything needed to continue exactly: counters, the running episodes (current
+        observations, partial returns and lengths, environment state) and the random-number
+        generators of torch, NumPy and Python. Tensors and plain types only."""
+        state = {"frames": self.frames, "episodes": self.episodes, "seed": self.seed}
+        if self._obs is not None:
+            state["running"] = {
+                "obs": self._obs.clone(),
+                "ep_return": torch.from_numpy(self._ep_return.copy()),
+                "ep_length": torch.from_numpy(self._ep_length.copy()),
+                "env": capture_vector(self.env),
+            }
+        state["rng"] = _get_rng()
+        return state
 
-    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        """Restore the counters of :meth:`state_dict`."""
+    def load_state_dict(self, state_dict: dict[str, Any], exact: bool = True) -> None:
+        """Restore :meth:`state_dict`. With ``exact`` (and an environment whose state could
+        be captured) the running episodes continue where they were and random numbers
+        repeat; otherwise the environments restart from a reset seeded by the frame count."""
         self.frames = int(state_dict["frames"])
         self.episodes = int(state_dict["episodes"])
+        running = state_dict.get("running")
+        if exact and running is not None and running["env"]["exact"]:
+            restore_vector(self.env, running["env"])
+            self._obs = running["obs"].clone()
+            self._ep_return = running["ep_return"].numpy().copy()
+            self._ep_length = running["ep_length"].numpy().copy()
+            self._pending_rng = state_dict.get("rng")
+        else:
+            self.set_seed((self.seed or 0) + self.frames)
 
     def shutdown(self, timeout: float | None = None, close_env: bool = True) -> None:
         """Close the environments."""
@@ -167,3 +199,25 @@ class VectorCollector(BaseCollector):
             self.episodes += int(done.sum())
             self._ep_return[done] = 0.0
             self._ep_length[done] = 0
+
+
+def _get_rng() -> dict[str, Any]:
+    """torch, NumPy (global) and Python random states, as tensors and plain types."""
+    np_state = np.random.get_state(legacy=False)
+    return {
+        "torch": torch.get_rng_state(),
+        "numpy": {**np_state, "state": {"key": torch.from_numpy(np_state["state"]["key"].astype(np.int64)),
+                                        "pos": int(np_state["state"]["pos"])}},
+        "python": [random.getstate()[0], list(random.getstate()[1]), random.getstate()[2]],
+    }
+
+
+def _set_rng(state: dict[str, Any]) -> None:
+    """Inverse of :func:`_get_rng`."""
+    torch.set_rng_state(state["torch"])
+    np_state = dict(state["numpy"])
+    np_state["state"] = {"key": state["numpy"]["state"]["key"].numpy().astype(np.uint32),
+                         "pos": state["numpy"]["state"]["pos"]}
+    np.random.set_state(np_state)
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))

@@ -169,15 +169,16 @@ class OnPolicyDataModule(L.LightningDataModule):
         }
 
     def state_dict(self) -> dict[str, Any]:
-        """Collector counters (plain numbers, checkpoint-safe)."""
+        """The collector's state (counters, running episodes, random-number generators)."""
         return self.collector.state_dict() if self.collector is not None else dict(self._pending_state or {})
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        """Restore counters; environments restart with a seed offset by the frame count, so a
-        resumed run does not replay the episodes it began with."""
+        """Restore the collector's state. In a single process the run continues exactly
+        (same episodes, same random numbers); under DDP the checkpoint holds rank 0's
+        collector only, so every rank restarts its environments from a reset seeded by the
+        frame count."""
         if self.collector is None:
             self._pending_state = dict(state_dict)
             return
         self._pending_state = None
-        self.collector.load_state_dict(state_dict)
-        self.collector.set_seed((self.collector.seed or 0) + self.collector.frames)
+        self.collector.load_state_dict(state_dict, exact=self.world_size == 1)
