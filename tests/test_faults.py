@@ -76,3 +76,37 @@ def test_bad_checkpoints_are_named(in_tmp, capsys):
     with pytest.raises(SystemExit):
         run_cli("fit", "--config", PPO, "--ckpt_path", str(other))
     assert "holds a DQN model, but the config selects PPO" in capsys.readouterr().err
+
+
+def test_sigkill_at_random_moments_loses_at_most_one_checkpoint_interval(in_tmp):
+    import random
+
+    rng = random.Random(0)
+    cmd = [sys.executable, "-m", "rl_lightning", "fit", "--config", PPO, "--data.total_frames", "12288",
+           "--checkpoint.every_frames", "512", "--evaluation.every_frames", "4096", "--evaluation.episodes", "2",
+           "--progress_bar.refresh_rate", "0", "--experiment", "killed"]
+    root = in_tmp / "experiments" / "killed"
+    for attempt in range(3):
+        proc = subprocess.Popen(cmd + (["--ckpt_path", "last"] if attempt else []),
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        start = time.time()
+        while not list(root.glob("*/checkpoints/last.ckpt")) and time.time() - start < 120:
+            time.sleep(0.1)
+        time.sleep(rng.uniform(0.5, 2.5))
+        proc.kill()
+        proc.wait()
+        (run,) = root.iterdir()  # never a second run folder
+        logged = max(float(r["frames"]) for r in csv.DictReader(open(run / "metrics.csv")))
+        ckpt = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)  # never a partial file
+        assert logged - ckpt["OnPolicyDataModule"]["frames"] <= 512
+    run_cli(*cmd[3:], "--ckpt_path", "last")
+    (run,) = root.iterdir()
+    frames = [float(r["frames"]) for r in csv.DictReader(open(run / "metrics.csv"))]
+    assert frames == [256.0 * i for i in range(1, 49)]  # complete, no duplicates
+    assert json.loads((run / "metadata.json").read_text())["status"] == "finished"
+
+
+def test_bf16_mixed_precision_trains(in_tmp):
+    run_cli("fit", "--config", PPO, *TINY, "--trainer.precision", "bf16-mixed")
+    (run,) = (in_tmp / "experiments" / "ppo-CartPole-v1").iterdir()
+    assert json.loads((run / "metadata.json").read_text())["status"] == "finished"

@@ -56,7 +56,7 @@ class PPO(RLModule):
         learning_rate: learning rate of the optimizer (overrides an ``lr`` given to it).
         lr_schedule: ``linear`` decays the learning rate to zero over ``data.total_frames``.
         optimizer: optimizer factory, e.g. ``torch.optim.AdamW``; ``None`` is Adam with
-            ``eps=1e-5`` (fused implementation).
+            ``eps=1e-5`` (fused implementation, except under mixed precision).
         epochs: passes over each collected batch.
         minibatch_size: frames per gradient step; a batch's last minibatch may be smaller.
         gamma: discount factor.
@@ -123,7 +123,9 @@ class PPO(RLModule):
         """Adam (or the configured optimizer) with an optional linear decay over frames."""
         hp = self.hparams
         if self.optimizer_factory is None:
-            optimizer = torch.optim.Adam(self.parameters(), lr=hp.learning_rate, eps=1e-5, fused=True)
+            # fused Adam is faster, but Lightning's mixed-precision plugins cannot clip its gradients
+            fused = "mixed" not in str(self.trainer.precision) if self._trainer is not None else True
+            optimizer = torch.optim.Adam(self.parameters(), lr=hp.learning_rate, eps=1e-5, fused=fused)
         else:
             optimizer = self.optimizer_factory(self.parameters())
             for group in optimizer.param_groups:
