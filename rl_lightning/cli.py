@@ -135,7 +135,9 @@ class RLCLI(LightningCLI):
             run = ckpt.resolve().parent.parent
             self.run_dir = run if (run / "config.yaml").is_file() else new_run_dir(experiment_dir, _seed(cfg))
         else:
-            self.run_dir = new_run_dir(experiment_dir, _seed(cfg))
+            # processes of other nodes never write files: they name a folder but create none
+            other_node = int(os.environ.get("NODE_RANK", os.environ.get("GROUP_RANK", 0))) > 0
+            self.run_dir = new_run_dir(experiment_dir, _seed(cfg), create=not other_node)
         if cfg.ckpt_path:
             check_checkpoint(cfg.ckpt_path, str(cfg.model.class_path))
         os.environ[RUN_DIR_ENV] = str(self.run_dir)  # inherited by DDP workers this process launches

@@ -29,3 +29,29 @@ def test_ddp_on_two_cpu_processes_shares_one_run_and_reduces_episode_stats(in_tm
     meta = json.loads((run / "metadata.json").read_text())
     assert meta["world_size"] == 2 and meta["status"] == "finished"
     assert Path(run / "checkpoints" / "last.ckpt").is_file()
+
+
+def test_two_nodes_as_local_processes(in_tmp):
+    """``--trainer.num_nodes 2``: one process per "node", joined through MASTER_ADDR/PORT."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    cmd = [sys.executable, "-m", "rl_lightning", "fit", "--config", PPO, "--data.total_frames", "2048",
+           "--evaluation.every_frames", "2048", "--evaluation.episodes", "2", "--progress_bar.refresh_rate", "0",
+           "--experiment", "nodes", "--trainer.accelerator", "cpu", "--trainer.devices", "1",
+           "--trainer.num_nodes", "2", "--trainer.strategy", "ddp"]
+    procs = [
+        subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         env={**os.environ, "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port),
+                              "NODE_RANK": str(rank), "WORLD_SIZE": "2"})
+        for rank in (0, 1)
+    ]
+    outputs = [p.communicate(timeout=300) for p in procs]
+    for proc, (_, err) in zip(procs, outputs):
+        assert proc.returncode == 0, err[-3000:]
+    (run,) = (in_tmp / "experiments" / "nodes").iterdir()  # node 1 wrote nothing
+    rows = list(csv.DictReader(open(run / "metrics.csv")))
+    assert [float(r["frames"]) for r in rows] == [512.0 * i for i in range(1, 5)]
+    assert json.loads((run / "metadata.json").read_text())["world_size"] == 2

@@ -11,10 +11,13 @@ from rl_lightning.errors import ConfigError
 LAST = Path("checkpoints") / "last.ckpt"
 
 
-def new_run_dir(experiment_dir: str | Path, seed: int | None) -> Path:
-    """Create and return a fresh run folder named by start time and seed."""
+def new_run_dir(experiment_dir: str | Path, seed: int | None, create: bool = True) -> Path:
+    """Create and return a fresh run folder named by start time and seed (with
+    ``create=False`` only name it)."""
     base = f"{time.strftime('%Y%m%d-%H%M%S')}" + (f"-s{seed}" if seed is not None else "")
     root = Path(experiment_dir)
+    if not create:
+        return root / base
     root.mkdir(parents=True, exist_ok=True)
     for n in range(1, 1000):
         path = root / (base if n == 1 else f"{base}-{n}")
