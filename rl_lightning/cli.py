@@ -27,10 +27,11 @@ from typing_extensions import override
 from rl_lightning.algorithms.base import RLModule
 from rl_lightning.callbacks import Evaluation, FrameCheckpoint, FrameProgressBar, GracefulStop, NanGuard
 from rl_lightning.callbacks.nan_guard import NonFiniteError
+from rl_lightning.commands import COMMANDS
 from rl_lightning.errors import ConfigError
 from rl_lightning.runs.csv_logger import RunCSVLogger
 from rl_lightning.runs.folders import latest_run, new_run_dir
-from rl_lightning.runs.metadata import RunMetadata
+from rl_lightning.callbacks.run_metadata import RunMetadata
 from rl_lightning.runs.loggers import TensorBoard  # noqa: F401  (makes `--trainer.logger+=TensorBoard` resolve)
 
 
@@ -290,16 +291,6 @@ def _quiet() -> None:
     warnings.filterwarnings("ignore", message=".*Checkpoint directory .* exists and is not empty.*")
     warnings.filterwarnings("ignore", message=".*does not have many workers.*")
     warnings.filterwarnings("ignore", message=".*IterableDataset.*__len__.*")
-
-
-#: Commands beside Lightning's: name -> module whose ``main(argv)`` runs it.
-COMMANDS = {
-    "play": "rl_lightning.runs.play",
-    "runs": "rl_lightning.runs.registry",
-    "plot": "rl_lightning.runs.plot",
-    "sweep": "rl_lightning.runs.sweep",
-    "reproduce": "rl_lightning.runs.reproduce",
-}
 
 
 def main(args: Any = None) -> None:

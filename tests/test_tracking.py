@@ -1,7 +1,6 @@
 """Loggers, validate and play through the real command line."""
 
 import glob
-import os
 from pathlib import Path
 
 import imageio.v3 as iio

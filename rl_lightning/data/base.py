@@ -1,0 +1,185 @@
+"""What every data module shares: environments, the collector, frame counting, episode
+statistics and checkpointed collector state."""
+
+from __future__ import annotations
+
+from rl_lightning.errors import ConfigError
+
+import os
+from typing import TYPE_CHECKING, Any
+
+import lightning as L
+import torch
+from torch.utils.data import DataLoader
+
+from rl_lightning.data.collector import VectorCollector
+from rl_lightning.envs import EnvSpec, check_env_id, make_vector_env
+
+if TYPE_CHECKING:
+    import gymnasium as gym
+
+    from rl_lightning.algorithms.base import RLModule
+
+
+def identity_collate(batch: Any) -> Any:
+    """Collate function passing TensorDict batches through untouched."""
+    return batch
+
+
+class EnvDataModule(L.LightningDataModule):
+    """Base of the data modules: training environments, a collector that steps them with the
+    algorithm's policy, frame counting and episode statistics.
+
+    Training stops once ``total_frames`` frames were collected (over all processes); each
+    process collects ``frames_per_batch`` frames per collection from ``num_envs``
+    environments, seeded ``seed + rank * num_envs + i``. Subclasses define
+    ``train_dataloader``.
+
+    Args:
+        env_id: Gymnasium environment id, e.g. ``CartPole-v1``; ``module:Name-v0`` imports
+            ``module`` (which registers the environment) first.
+        num_envs: environments stepped together in this process (in-process vector env).
+        frames_per_batch: frames per collected batch per process; a multiple of ``num_envs``
+            (``frames_per_batch / num_envs`` steps per environment).
+        total_frames: training budget in environment frames, over all processes.
+        env_kwargs: keyword arguments for ``gymnasium.make``, e.g. ``{max_episode_steps: 200}``.
+        seed: seed of the environments; ``None`` takes the run's ``seed_everything``.
+    """
+
+    def __init__(
+        self,
+        env_id: str = "CartPole-v1",
+        num_envs: int = 8,
+        frames_per_batch: int = 256,
+        total_frames: int = 100_000,
+        env_kwargs: dict[str, Any] | None = None,
+        seed: int | None = None,
+    ) -> None:
+        super().__init__()
+        check_env_id(env_id)
+        self.save_hyperparameters()
+        if num_envs < 1:
+            raise ConfigError(f"data.num_envs must be >= 1, got {num_envs}.")
+        if frames_per_batch < num_envs or frames_per_batch % num_envs:
+            raise ConfigError(
+                f"data.frames_per_batch ({frames_per_batch}) must be a positive multiple of "
+                f"data.num_envs ({num_envs})."
+            )
+        if total_frames < 1:
+            raise ConfigError(f"data.total_frames must be >= 1, got {total_frames}.")
+        self.env_id = env_id
+        self.num_envs = num_envs
+        self.frames_per_batch = frames_per_batch
+        self.total_frames = total_frames
+        self.env_kwargs = dict(env_kwargs or {})
+        self.seed = seed
+        self.env: gym.vector.VectorEnv | None = None
+        self.collector: VectorCollector | None = None
+        self._spec: EnvSpec | None = None
+        self._pending_state: dict[str, Any] | None = None
+
+    # --- environments --------------------------------------------------------------------
+    def make_env(self, num_envs: int, render_mode: str | None = None) -> "gym.vector.SyncVectorEnv":
+        """A new vector environment with this data module's id and options."""
+        return make_vector_env(self.env_id, num_envs, self.env_kwargs, render_mode)
+
+    @property
+    def env_spec(self) -> EnvSpec:
+        """Spaces of the environment, read from one instance."""
+        if self._spec is None:
+            env = self.env or self.make_env(1)
+            self._spec = EnvSpec.from_env(self.env_id, env)
+            if env is not self.env:
+                env.close()
+        return self._spec
+
+    @property
+    def base_seed(self) -> int:
+        """``seed``, or the run's ``seed_everything`` value, or 0."""
+        if self.seed is not None:
+            return self.seed
+        return int(os.environ.get("PL_GLOBAL_SEED", 0))
+
+    @property
+    def world_size(self) -> int:
+        """Number of collecting processes."""
+        return self.trainer.world_size if self.trainer is not None else 1
+
+    def setup(self, stage: str) -> None:
+        """Create the training environments."""
+        if stage == "fit" and self.env is None:
+            self.env = self.make_env(self.num_envs)
+
+    def connect(self, agent: "RLModule") -> None:
+        """Collect with ``agent``'s policy from now on (the explicit policy hand-over)."""
+        if self.env is None:
+            self.setup("fit")
+        rank = self.trainer.global_rank if self.trainer is not None else 0
+        seed = self.base_seed + rank * self.num_envs
+        if rank:  # same seed_everything on every rank: decorrelate action sampling
+            torch.manual_seed(seed)
+        self.collector = VectorCollector(self.env, agent.collect_policy, self.frames_per_batch, seed)
+        if self._pending_state is not None:
+            self.load_state_dict(self._pending_state)
+
+    def train_dataloader(self) -> DataLoader:
+        """Defined by each kind of data module."""
+        raise NotImplementedError
+
+    def val_dataloader(self) -> list:
+        """One item, so ``validate`` runs the algorithm's evaluation episodes once. Empty
+        during ``fit``: evaluation there is the ``Evaluation`` callback, on a frame schedule."""
+        fitting = self.trainer is not None and self.trainer.state.fn == "fit"
+        return [] if fitting else DataLoader([0], batch_size=None)
+
+    def test_dataloader(self) -> list:
+        """As :meth:`val_dataloader`, for ``test``."""
+        return self.val_dataloader()
+
+    def teardown(self, stage: str) -> None:
+        """Close the environments."""
+        if stage == "fit" and self.env is not None:
+            self.env.close()
+            self.env = None
+
+    # --- counters and statistics -----------------------------------------------------------
+    @property
+    def frames(self) -> int:
+        """Frames collected so far, over all processes."""
+        return self.collector.frames * self.world_size if self.collector is not None else 0
+
+    @property
+    def collect_seconds(self) -> float:
+        """Seconds spent collecting the latest batch."""
+        return self.collector.collect_seconds if self.collector is not None else 0.0
+
+    def episode_metrics(self) -> dict[str, float]:
+        """Mean return and length of the episodes finished since the last call, over all
+        processes (empty if none finished). Collective under DDP: call on every rank."""
+        returns, lengths = self.collector.pop_episodes()
+        totals = torch.tensor([sum(returns), sum(lengths), len(returns), self.collector.episodes], dtype=torch.float64)
+        if self.world_size > 1:
+            totals = self.trainer.strategy.reduce(totals, reduce_op="sum")
+        ret_sum, len_sum, count, episodes = totals.tolist()
+        if count == 0:
+            return {"train/episodes": episodes}
+        return {
+            "train/episode_return": ret_sum / count,
+            "train/episode_length": len_sum / count,
+            "train/episodes": episodes,
+        }
+
+    def state_dict(self) -> dict[str, Any]:
+        """The collector's state (counters, running episodes, random-number generators)."""
+        return self.collector.state_dict() if self.collector is not None else dict(self._pending_state or {})
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Restore the collector's state. In a single process the run continues exactly
+        (same episodes, same random numbers); under DDP the checkpoint holds rank 0's
+        collector only, so every rank restarts its environments from a reset seeded by the
+        frame count."""
+        if self.collector is None:
+            self._pending_state = dict(state_dict)
+            return
+        self._pending_state = None
+        self.collector.load_state_dict(state_dict, exact=self.world_size == 1)

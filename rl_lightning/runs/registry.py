@@ -1,0 +1,490 @@
+"""``python -m rl_lightning runs list|compare|export|clean``: the registry of run folders.
+
+A run is a folder ``<experiments_dir>/<experiment>/<run id>/`` holding ``config.yaml``,
+``metrics.csv`` and ``metadata.json``. What ``metadata.json`` lacks (older or broken runs)
+is read from ``config.yaml`` and ``metrics.csv``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import os
+import shutil
+import time
+from dataclasses import dataclass, field
+from fnmatch import fnmatch
+from functools import cached_property
+from pathlib import Path
+from typing import Any, Callable
+
+import yaml
+
+from rl_lightning.errors import ConfigError
+from rl_lightning.runs.metadata import read_metadata, write_metadata
+
+RUN_FILES = ("config.yaml", "metadata.json", "metrics.csv")
+HEAVY = ("checkpoints", "videos", "tensorboard", "wandb")
+EVAL = "eval/return_mean"
+FIELDS = ("experiment", "run_id", "algorithm", "env_id", "seed", "status", "started", "frames",
+          "final_eval_return", "best_eval_return")
+ALIASES = {"env": "env_id", "final_eval": "final_eval_return", "best_eval": "best_eval_return"}
+#: Config keys that differ between any two runs by construction (folders, names).
+RUN_SPECIFIC = ("trainer.default_root_dir", "checkpoint.dirpath", "ckpt_path", "experiment", "experiments_dir",
+                "*.save_dir", "*.dirpath", "trainer.logger*.name", "trainer.logger*.version", "trainer.logger*.id")
+#: Sorted high to low unless --asc: the rest are sorted low to high unless --desc.
+DESCENDING = ("final_eval_return", "best_eval_return", "frames")
+MISSING: Any = type("Missing", (), {"__repr__": lambda self: "MISSING", "__bool__": lambda self: False})()
+
+
+@dataclass
+class Run:
+    """A run folder and what is known about it: ``metadata.json`` first, then ``config.yaml``
+    (algorithm, env_id, seed) and ``metrics.csv`` (frames, final/best ``eval/return_mean``).
+
+    ``status`` is running, finished, failed, interrupted, or unknown (no metadata); ``started``
+    a unix time; ``config`` and ``rows`` (of ``metrics.csv``) are read when first used.
+    """
+
+    path: Path
+    experiment: str
+    run_id: str
+    algorithm: str | None = None
+    env_id: str | None = None
+    seed: int | None = None
+    status: str = "unknown"
+    started: float | None = None
+    frames: int | None = None
+    final_eval_return: float | None = None
+    best_eval_return: float | None = None
+    metadata: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> Run:
+        """Read the run folder at ``path``."""
+        path = Path(path)
+        meta = read_metadata(path)
+        run = cls(path, meta.get("experiment") or path.parent.name, meta.get("run_id") or path.name, metadata=meta)
+        fallbacks: dict[str, Callable[[], Any]] = {
+            "algorithm": lambda: str(run.value("model.class_path") or "").rsplit(".", 1)[-1] or None,
+            "env_id": lambda: run.value("data.init_args.env_id") or None,
+            "seed": lambda: run.value("seed_everything") if isinstance(run.value("seed_everything"), int) else None,
+            "status": lambda: "unknown",
+            "started": run._started_fallback,
+            "frames": lambda: None if run.last("frames") is None else int(run.last("frames") or 0),
+            "final_eval_return": lambda: run.last(EVAL),
+            "best_eval_return": lambda: max((v for _, v in run.series(EVAL)), default=None),
+        }
+        for name, fallback in fallbacks.items():
+            setattr(run, name, meta[name] if meta.get(name) is not None else fallback())
+        return run
+
+    @cached_property
+    def config(self) -> dict[str, Any]:
+        """``config.yaml`` as a dict (empty if missing or unreadable)."""
+        try:
+            data = yaml.safe_load((self.path / "config.yaml").read_text())
+        except (OSError, yaml.YAMLError):
+            return {}
+        return data if isinstance(data, dict) else {}
+
+    @cached_property
+    def rows(self) -> list[dict[str, str]]:
+        """The rows of ``metrics.csv`` (column -> cell text; empty cells are ``''``)."""
+        try:
+            with open(self.path / "metrics.csv", newline="") as file:
+                return list(csv.DictReader(file))
+        except OSError:
+            return []
+
+    @property
+    def columns(self) -> list[str]:
+        """The metric columns of ``metrics.csv``."""
+        return list(self.rows[0]) if self.rows else []
+
+    def series(self, metric: str) -> list[tuple[float, float]]:
+        """``(frames, value)`` of every row where ``metric`` has a value, in file order."""
+        pairs = ((_float(row.get("frames") or row.get("step")), _float(row.get(metric))) for row in self.rows)
+        return [(x, y) for x, y in pairs if x is not None and y is not None]
+
+    def last(self, metric: str) -> float | None:
+        """The last value of a metric column (``None`` if it never has one)."""
+        values = [v for row in self.rows if (v := _float(row.get(metric))) is not None]
+        return values[-1] if values else None
+
+    def value(self, key: str) -> Any:
+        """A run field (``algorithm``, ``env`` ...) or a dotted config key; ``MISSING`` if absent.
+
+        ``model.learning_rate`` is read as ``model.init_args.learning_rate`` when only that exists.
+        """
+        key = ALIASES.get(key, key)
+        if key in FIELDS:
+            return getattr(self, key)
+        return config_value(self.config, key)
+
+    def _started_fallback(self) -> float | None:
+        try:
+            return time.mktime(time.strptime(self.run_id[:15], "%Y%m%d-%H%M%S"))
+        except ValueError:
+            files = [self.path / name for name in RUN_FILES if (self.path / name).exists()]
+            return min((f.stat().st_mtime for f in files), default=None)
+
+
+def find_runs(paths: list[str] | None = None, filters: dict[str, str] | None = None) -> list[Run]:
+    """The runs under ``paths`` that match every filter.
+
+    Args:
+        paths: experiments folders, experiment folders or run folders (default ``experiments``).
+        filters: ``{key: value}``; a key is a run field (``algorithm``, ``env`` or ``env_id``,
+            ``status``, ``experiment``, ``seed``, ``run_id``) or a dotted config key
+            (``model.init_args.learning_rate``). Values are compared after YAML parsing, numbers
+            as numbers (``1e-3`` matches ``0.001``).
+    """
+    seen: dict[Path, Path] = {}
+    for target in paths or ["experiments"]:
+        for folder in _run_dirs(Path(target)):
+            seen.setdefault(folder.resolve(), folder)
+    return filter_runs([Run.load(folder) for folder in seen.values()], filters)
+
+
+def filter_runs(runs: list[Run], filters: dict[str, str] | None) -> list[Run]:
+    """The runs matching every ``{key: value}`` filter (see :func:`find_runs`)."""
+    for key, wanted in (filters or {}).items():
+        if runs and ALIASES.get(key, key) not in FIELDS and all(r.value(key) is MISSING for r in runs):
+            raise ConfigError(f"--filter {key}={wanted}: {key!r} is neither a run field ({', '.join(FIELDS)}, env) "
+                              "nor a config key of any run (e.g. model.init_args.learning_rate).")
+        runs = [r for r in runs if r.value(key) is not MISSING and _norm(r.value(key)) == _norm(wanted)]
+    return runs
+
+
+def parse_filters(items: list[str] | None) -> dict[str, str]:
+    """``["k=v", ...]`` as a dict; a malformed item raises ``ConfigError``."""
+    out = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--filter {item!r}: expected KEY=VALUE, e.g. algorithm=PPO or env=CartPole-v1.")
+        out[key.strip()] = value.strip()
+    return out
+
+
+def sort_runs(runs: list[Run], key: str, descending: bool | None = None) -> list[Run]:
+    """Runs ordered by a run field, a metric column (its last value) or a config key; runs
+    without a value come last. ``descending=None``: high to low for returns, frames and
+    metrics, low to high otherwise."""
+    field_name = ALIASES.get(key, key)
+    if field_name in FIELDS:
+        get: Callable[[Run], Any] = lambda r: getattr(r, field_name)  # noqa: E731
+    elif any(key in r.columns for r in runs):
+        get, field_name = (lambda r: r.last(key)), "metric"
+    elif runs and any(r.value(key) is not MISSING for r in runs):
+        get = lambda r: r.value(key)  # noqa: E731
+    elif runs:
+        columns = sorted({c for r in runs for c in r.columns})
+        raise ConfigError(f"--sort {key}: not a run field ({', '.join(FIELDS)}), a metric column "
+                          f"({', '.join(columns) or 'none'}) or a config key of these runs.")
+    else:
+        return runs
+    if descending is None:
+        descending = field_name in (*DESCENDING, "metric")
+    values = [(r, get(r)) for r in runs]
+    present = [(r, v) for r, v in values if v is not None and v is not MISSING]
+    numeric = all(isinstance(v, (int, float)) for _, v in present)
+    present.sort(key=lambda rv: rv[1] if numeric else str(rv[1]), reverse=descending)
+    return [r for r, _ in present] + [r for r, v in values if v is None or v is MISSING]
+
+
+def config_value(config: dict[str, Any], key: str) -> Any:
+    """The value at a dotted key (list items by index), trying ``a.init_args.b`` for ``a.b``;
+    ``MISSING`` if absent."""
+    parts = key.split(".")
+    candidates = [parts]
+    if len(parts) > 1 and parts[1] != "init_args":
+        candidates.append([parts[0], "init_args", *parts[1:]])
+    for candidate in candidates:
+        node: Any = config
+        for part in candidate:
+            if isinstance(node, dict) and part in node:
+                node = node[part]
+            elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
+                node = node[int(part)]
+            else:
+                break
+        else:
+            return node
+    return MISSING
+
+
+def flatten(config: Any, prefix: str = "") -> dict[str, Any]:
+    """A nested config as ``{dotted key: value}``; lists of dicts are indexed (``a.0.b``),
+    other lists stay values."""
+    if isinstance(config, dict) and config:
+        items = config.items()
+    elif isinstance(config, list) and any(isinstance(v, dict) for v in config):
+        items = enumerate(config)
+    else:
+        return {prefix: config}
+    out: dict[str, Any] = {}
+    for k, v in items:
+        out.update(flatten(v, f"{prefix}.{k}" if prefix else str(k)))
+    return out
+
+
+def differing_keys(runs: list[Run]) -> list[str]:
+    """Flattened config keys whose values differ between the runs (missing counts as a value),
+    without run-specific keys such as ``trainer.default_root_dir``."""
+    flat = [flatten(r.config) for r in runs]
+    keys = sorted({k for f in flat for k in f if not any(fnmatch(k, p) for p in RUN_SPECIFIC)})
+    return [k for k in keys if len({_norm(f.get(k, MISSING)) for f in flat}) > 1]
+
+
+def display_path(path: Path) -> str:
+    """``path`` relative to the working directory when it is below it."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
+# --- commands --------------------------------------------------------------------------------
+def cmd_list(args: argparse.Namespace) -> None:
+    """List runs as a table (run, algorithm, env, seed, status, frames, final/best eval, started)."""
+    runs = find_runs(args.paths, parse_filters(args.filter))
+    runs = sort_runs(runs, args.sort, args.descending)
+    headers = ["run", "algorithm", "env", "seed", "status", "frames", "final eval", "best eval", "started"]
+    extra = args.sort if ALIASES.get(args.sort, args.sort) not in FIELDS else None
+    rows = [[display_path(r.path), r.algorithm, r.env_id, r.seed, r.status, r.frames, r.final_eval_return,
+             r.best_eval_return, _date(r.started)] for r in runs]
+    if extra:
+        rows = [row + [r.last(extra) if extra in r.columns else r.value(extra)] for row, r in zip(rows, runs)]
+    print(_text_table(headers + ([extra] if extra else []), rows))
+    print(f"{len(runs)} run{'s' * (len(runs) != 1)}")
+
+
+def cmd_compare(args: argparse.Namespace) -> None:
+    """Compare runs: the config keys that differ between them, and their results side by side."""
+    runs = find_runs(args.runs)
+    if len(runs) < 2:
+        raise ConfigError(f"runs compare needs at least two runs; found {len(runs)} in {', '.join(args.runs)}.")
+    labels = [f"{r.experiment}/{r.run_id}" for r in runs]
+    keys = differing_keys(runs)
+    if keys:
+        print(f"Config differences ({len(keys)} key{'s' * (len(keys) != 1)}):")
+        print(_text_table(["key", *labels], [[k, *(r.value(k) for r in runs)] for k in keys]))
+    else:
+        print("Configs are identical (apart from run-specific keys such as folders).")
+    print("\nResults:")
+    results = [["status", *(r.status for r in runs)], ["frames", *(r.frames for r in runs)],
+               ["final eval return", *(r.final_eval_return for r in runs)],
+               ["best eval return", *(r.best_eval_return for r in runs)]]
+    for metric in ("train/episode_return", "time/fps"):
+        results.append([f"{metric} (last)", *(r.last(metric) for r in runs)])
+    print(_text_table(["", *labels], results))
+
+
+def export_table(runs: list[Run]) -> tuple[list[str], list[list[Any]]]:
+    """Headers and rows of ``runs export``: main fields, final/best eval, differing hyperparameters."""
+    shown = ("seed_everything", "model.class_path", "data.init_args.env_id")  # already columns
+    keys = [k for k in differing_keys(runs) if k not in shown]
+    headers = ["run", "experiment", "run_id", "algorithm", "env_id", "seed", "status", "frames",
+               "final_eval_return", "best_eval_return", "started", *keys]
+    rows = [[display_path(r.path), r.experiment, r.run_id, r.algorithm, r.env_id, r.seed, r.status, r.frames,
+             r.final_eval_return, r.best_eval_return, _date(r.started), *(r.value(k) for k in keys)] for r in runs]
+    return headers, rows
+
+
+def render(headers: list[str], rows: list[list[Any]], fmt: str) -> str:
+    """The table as ``csv``, ``markdown`` or ``latex`` text."""
+    cells = [[_cell(v, "" if fmt == "csv" else "-") for v in row] for row in rows]
+    if fmt == "csv":
+        out = io.StringIO()
+        csv.writer(out, lineterminator="\n").writerows([headers, *cells])
+        return out.getvalue()
+    if fmt == "markdown":
+        line = lambda values: "| " + " | ".join(v.replace("|", "\\|") for v in values) + " |"  # noqa: E731
+        return "\n".join([line(headers), "| " + " | ".join("---" for _ in headers) + " |", *map(line, cells)]) + "\n"
+    if fmt == "latex":
+        line = lambda values: " & ".join(_latex(v) for v in values) + r" \\"  # noqa: E731
+        return "\n".join([rf"\begin{{tabular}}{{{'l' * len(headers)}}}", r"\hline", line(headers), r"\hline",
+                          *map(line, cells), r"\hline", r"\end{tabular}"]) + "\n"
+    raise ConfigError(f"--format {fmt}: expected csv, markdown or latex.")
+
+
+def cmd_export(args: argparse.Namespace) -> None:
+    """Export a table of runs as CSV, Markdown or LaTeX. One row per run: main fields, final and
+    best eval return, and the hyperparameters that differ between the runs; to stdout or a file."""
+    runs = sort_runs(find_runs(args.paths, parse_filters(args.filter)), "started")
+    text = render(*export_table(runs), args.format)
+    if args.output:
+        Path(args.output).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.output).write_text(text)
+        print(f"Wrote {args.output} ({len(runs)} runs)")
+    else:
+        print(text, end="")
+
+
+def cmd_clean(args: argparse.Namespace) -> None:
+    """Free disk space taken by old runs that are not among the best. Runs that are neither among
+    the N best of their experiment (by best eval return) nor newer than D days lose checkpoints/,
+    videos/, tensorboard/ and wandb/ (config.yaml, metrics.csv and metadata.json stay, and
+    metadata.json records "cleaned": true), or their whole folder with --all. Running runs are
+    never touched."""
+    if args.keep_best < 0 or args.keep_recent_days < 0:
+        raise ConfigError("--keep-best and --keep-recent-days must be >= 0.")
+    runs = find_runs(args.paths)
+    keep: dict[Path, str] = {}
+    for experiment in {r.path.resolve().parent for r in runs}:
+        ranked = [r for r in sort_runs([r for r in runs if r.path.resolve().parent == experiment],
+                                       "best_eval_return", True) if r.best_eval_return is not None]
+        keep.update({r.path: f"best {i + 1} of {r.experiment}" for i, r in enumerate(ranked[:args.keep_best])})
+    cutoff = time.time() - args.keep_recent_days * 86400
+    for r in runs:
+        if r.status == "running":
+            keep[r.path] = "running"
+        elif r.path not in keep and (r.started is None or r.started >= cutoff):
+            keep[r.path] = "recent" if r.started is not None else "start time unknown"
+    verb, freed, cleaned = ("would remove" if args.dry_run else "removed"), 0, 0
+    for r in filter_runs(runs, parse_filters(args.filter)):
+        if r.path in keep:
+            print(f"kept    {display_path(r.path)} ({keep[r.path]})")
+            continue
+        parts = [r.path] if args.all else [p for p in (r.path / n for n in HEAVY) if p.exists() or p.is_symlink()]
+        for part in parts:
+            size = _size(part)
+            print(f"{verb} {display_path(part)}{'/' if part.is_dir() else ''} ({_human(size)})")
+            freed += size
+            if not args.dry_run:
+                part.unlink() if part.is_symlink() or part.is_file() else shutil.rmtree(part)
+        if parts and not args.dry_run and not args.all:
+            write_metadata(r.path, {**read_metadata(r.path), "cleaned": True, "cleaned_at": time.time()})
+        cleaned += bool(parts)
+    print(f"{'would free' if args.dry_run else 'freed'} {freed:,} bytes ({_human(freed)}) from {cleaned} "
+          f"run{'s' * (cleaned != 1)}{' (dry run: nothing deleted)' if args.dry_run else ''}")
+
+
+def main(argv: list[str]) -> None:
+    """Find, list, compare, export and clean runs under experiments/."""
+    parser = argparse.ArgumentParser(prog="python -m rl_lightning runs", description=main.__doc__)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{list,compare,export,clean}")
+    paths_help = "experiments folders, experiment folders or run folders (default: experiments)"
+    filter_help = ("only runs where a run field (algorithm, env, status, experiment, seed) or a dotted config key "
+                   "(model.init_args.learning_rate=1e-3) has this value; repeatable")
+
+    def command(name: str, func: Callable[[argparse.Namespace], None], paths: bool = True) -> argparse.ArgumentParser:
+        doc = (func.__doc__ or "").strip()
+        p = sub.add_parser(name, help=" ".join(doc.split()).split(". ")[0], description=doc)
+        if paths:
+            p.add_argument("paths", nargs="*", metavar="PATH", help=paths_help)
+            p.add_argument("--filter", action="append", metavar="KEY=VALUE", help=filter_help)
+        p.set_defaults(func=func)
+        return p
+
+    listing = command("list", cmd_list)
+    listing.add_argument("--sort", default="started", metavar="KEY",
+                         help="final_eval_return, best_eval_return, started, frames, any run field, any metric "
+                              "column (its last value, e.g. eval/return_mean) or config key (default: started)")
+    order = listing.add_mutually_exclusive_group()
+    order.add_argument("--desc", dest="descending", action="store_true", default=None, help="high to low")
+    order.add_argument("--asc", dest="descending", action="store_false",
+                       help="low to high (default: high to low for returns, frames and metrics)")
+    compare = command("compare", cmd_compare, paths=False)
+    compare.add_argument("runs", nargs="+", metavar="RUN", help="run folders (or experiment folders: all their runs)")
+    export = command("export", cmd_export)
+    export.add_argument("--format", choices=("csv", "markdown", "latex"), default="csv", help="table format")
+    export.add_argument("-o", "--output", metavar="FILE", help="write to FILE instead of stdout")
+    clean = command("clean", cmd_clean)
+    clean.add_argument("--keep-best", type=int, required=True, metavar="N",
+                       help="keep the N runs with the best best_eval_return of each experiment")
+    clean.add_argument("--keep-recent-days", type=float, required=True, metavar="D",
+                       help="keep runs started less than D days ago")
+    clean.add_argument("--dry-run", action="store_true", help="print what would be deleted; delete nothing")
+    clean.add_argument("--all", action="store_true",
+                       help="delete whole run folders, not only checkpoints/, videos/, tensorboard/, wandb/")
+    args = parser.parse_args(argv)
+    args.func(args)
+
+
+# --- helpers ---------------------------------------------------------------------------------
+def _run_dirs(root: Path) -> list[Path]:
+    if not root.exists():
+        raise ConfigError(f"{root}: no such folder (expected an experiments folder, an experiment or a run folder).")
+    if root.is_file():  # a file inside a run folder, e.g. config.yaml or checkpoints/last.ckpt
+        return next(([p] for p in (root.parent, root.parent.parent) if _is_run(p)), [])
+    if _is_run(root):
+        return [root]
+    found = []
+    for child in sorted(p for p in root.iterdir() if p.is_dir()):
+        found += [child] if _is_run(child) else sorted(g for g in child.iterdir() if g.is_dir() and _is_run(g))
+    return found
+
+
+def _is_run(path: Path) -> bool:
+    return any((path / name).is_file() for name in RUN_FILES)
+
+
+def _float(text: Any) -> float | None:
+    try:
+        return float(text)
+    except (TypeError, ValueError):
+        return None
+
+
+def _norm(value: Any) -> str:
+    """Canonical text of a value for comparisons: YAML-parsed, numbers as floats."""
+    if isinstance(value, str):
+        try:
+            value = yaml.safe_load(value) if value.strip() else value
+        except yaml.YAMLError:
+            return value
+    if isinstance(value, str):
+        try:
+            value = float(value)
+        except ValueError:
+            return value
+    if value is None or isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, (int, float)):
+        return repr(float(value))
+    return json.dumps(value, sort_keys=True, default=str) if value is not MISSING else "<missing>"
+
+
+def _cell(value: Any, empty: str = "-") -> str:
+    if value is None or value is MISSING:
+        return empty
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    if isinstance(value, (dict, list)):
+        return json.dumps(value, default=str)
+    return str(value)
+
+
+def _date(started: float | None) -> str | None:
+    return time.strftime("%Y-%m-%d %H:%M", time.localtime(started)) if started is not None else None
+
+
+def _text_table(headers: list[str], rows: list[list[Any]]) -> str:
+    cells = [list(headers)] + [[_cell(v) for v in row] for row in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in cells)
+
+
+def _latex(text: str) -> str:
+    special = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
+               "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
+    return "".join(special.get(c, c) for c in text)
+
+
+def _size(path: Path) -> int:
+    if path.is_symlink() or path.is_file():
+        return path.lstat().st_size
+    return sum((Path(d) / f).lstat().st_size for d, _, files in os.walk(path) for f in files)
+
+
+def _human(size: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if size < 1024 or unit == "GiB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{size:.1f} GiB"
