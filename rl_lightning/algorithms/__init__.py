@@ -1,6 +1,9 @@
 """Algorithms, one LightningModule each."""
 
 from rl_lightning.algorithms.base import RLModule
+from rl_lightning.algorithms.dqn import DQN
 from rl_lightning.algorithms.ppo import PPO
+from rl_lightning.algorithms.sac import SAC
+from rl_lightning.algorithms.td3 import TD3
 
-__all__ = ["PPO", "RLModule"]
+__all__ = ["DQN", "PPO", "RLModule", "SAC", "TD3"]

@@ -82,6 +82,25 @@ class EnvSpec:
             "(supported: Discrete, Box)."
         )
 
+    def scale_action(self, action: "torch.Tensor") -> "torch.Tensor":
+        """Continuous actions from [-1, 1] to the environment's bounds."""
+        import torch
+
+        low = torch.tensor(self.action_low, dtype=action.dtype, device=action.device).reshape(self.action_shape)
+        high = torch.tensor(self.action_high, dtype=action.dtype, device=action.device).reshape(self.action_shape)
+        return low + (action.clamp(-1.0, 1.0) + 1.0) * 0.5 * (high - low)
+
+    def random_actions(self, n: int) -> dict[str, "torch.Tensor"]:
+        """``n`` uniformly random actions (``action`` as algorithms store it: integers, or
+        values in [-1, 1]; ``env_action`` as the environment takes it)."""
+        import torch
+
+        if self.discrete:
+            action = torch.randint(self.n_actions, (n,))
+            return {"action": action, "env_action": action}
+        action = torch.rand(n, *self.action_shape) * 2.0 - 1.0
+        return {"action": action, "env_action": self.scale_action(action)}
+
     def to_dict(self) -> dict[str, Any]:
         """Plain types only, so the spec can live inside a checkpoint."""
         return asdict(self)

@@ -1,0 +1,152 @@
+"""Soft Actor-Critic with automatic entropy tuning.
+
+Papers: Haarnoja et al. 2018 (arXiv:1801.01290, arXiv:1812.05905).
+Reference implementation matched: Stable-Baselines3 ``SAC`` with RL Zoo hyperparameters
+(tanh-squashed Gaussian actor with state-dependent std, twin critics with Polyak-averaged
+targets, learned temperature with target entropy -dim(A)).
+
+Run it::
+
+    python -m rl_lightning fit --config configs/sac.yaml
+
+Three optimizers (critics, actor, temperature): manual optimization. The losses are written
+on plain tensors: an update is the whole cost of an off-policy step, and TorchRL's loss
+modules add TensorDict work to each (see the README).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from rl_lightning.algorithms.offpolicy import OffPolicyModule, adam, frozen_copy, soft_update
+from rl_lightning.envs import EnvSpec
+from rl_lightning.networks import MLP
+from rl_lightning.networks.actor import NetworkBuilder
+
+
+def _default_net(i: int, o: int) -> nn.Module:
+    return MLP(i, o, hidden_sizes=(256, 256), activation="relu", output_gain=None)
+
+
+class TwinQ(nn.Module):
+    """Two Q networks over (observation, action)."""
+
+    def __init__(self, builder: NetworkBuilder, obs_dim: int, act_dim: int) -> None:
+        super().__init__()
+        self.q1 = builder(obs_dim + act_dim, 1)
+        self.q2 = builder(obs_dim + act_dim, 1)
+
+    def forward(self, obs: torch.Tensor, action: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x = torch.cat([obs, action], -1)
+        return self.q1(x).squeeze(-1), self.q2(x).squeeze(-1)
+
+
+class SAC(OffPolicyModule):
+    """SAC for continuous actions.
+
+    Args:
+        actor_net: builder of the actor ``(in_features, 2 * action_dim) -> nn.Module`` (mean
+            and log std); ``None`` is an MLP (256, 256, ReLU).
+        critic_net: builder of each Q network ``(obs_dim + action_dim, 1)``.
+        learning_rate: learning rate of the actor, critics and temperature.
+        gamma: discount factor.
+        tau: Polyak coefficient of the target critics.
+        init_alpha: initial entropy temperature.
+        learn_alpha: tune the temperature toward ``target_entropy``.
+        target_entropy: ``None`` is -dim(action).
+        log_std_min: lower clamp of the actor's log std.
+        log_std_max: upper clamp of the actor's log std.
+    """
+
+    action_kind = "continuous"
+
+    def __init__(
+        self,
+        actor_net: NetworkBuilder | None = None,
+        critic_net: NetworkBuilder | None = None,
+        learning_rate: float = 3e-4,
+        gamma: float = 0.99,
+        tau: float = 0.005,
+        init_alpha: float = 1.0,
+        learn_alpha: bool = True,
+        target_entropy: float | None = None,
+        log_std_min: float = -20.0,
+        log_std_max: float = 2.0,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters(ignore=["actor_net", "critic_net"])
+        self.automatic_optimization = False
+        self.actor_builder = actor_net or _default_net
+        self.critic_builder = critic_net or _default_net
+        self.log_alpha = nn.Parameter(torch.tensor(math.log(init_alpha)), requires_grad=learn_alpha)
+
+    def build(self, spec: EnvSpec) -> None:
+        """Actor, twin critics and their targets."""
+        self.actor = self.actor_builder(spec.observation_dim, 2 * spec.action_dim)
+        self.critic = TwinQ(self.critic_builder, spec.observation_dim, spec.action_dim)
+        self.critic_target = frozen_copy(self.critic)
+        self.target_entropy = self.hparams.target_entropy if self.hparams.target_entropy is not None else -float(spec.action_dim)
+
+    def sample(self, obs: torch.Tensor, deterministic: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+        """Squashed actions in [-1, 1] and their log-probabilities."""
+        mean, log_std = self.actor(obs).chunk(2, -1)
+        if deterministic:
+            return torch.tanh(mean), torch.zeros(mean.shape[:-1], device=mean.device)
+        std = log_std.clamp(self.hparams.log_std_min, self.hparams.log_std_max).exp()
+        noise = torch.randn_like(mean)
+        pre_tanh = mean + std * noise
+        action = torch.tanh(pre_tanh)
+        log_prob = (-0.5 * noise.pow(2) - std.log() - 0.5 * math.log(2 * math.pi)).sum(-1)
+        log_prob = log_prob - torch.log1p(-action.pow(2) + 1e-6).sum(-1)
+        return action, log_prob
+
+    def act(self, obs: torch.Tensor, deterministic: bool = False) -> dict[str, torch.Tensor]:
+        """Actions in [-1, 1] (``action``) and in the environment's bounds (``env_action``)."""
+        action, _ = self.sample(self.flat_obs(obs), deterministic)
+        return {"action": action, "env_action": self.spec.scale_action(action)}
+
+    def configure_optimizers(self):
+        """Adam for the critics, the actor and the temperature."""
+        lr = self.hparams.learning_rate
+        return [
+            adam(self, self.critic.parameters(), lr),
+            adam(self, self.actor.parameters(), lr),
+            adam(self, [self.log_alpha], lr),
+        ]
+
+    def update(self, batch: dict[str, torch.Tensor]) -> tuple[None, dict[str, torch.Tensor]]:
+        """Critic, actor and temperature steps, then the target critics."""
+        critic_opt, actor_opt, alpha_opt = self.optimizers()
+        obs, next_obs = self.flat_obs(batch["observation"]), self.flat_obs(batch["next_observation"])
+        alpha = self.log_alpha.exp().detach()
+        with torch.no_grad():
+            next_action, next_log_prob = self.sample(next_obs)
+            next_q = torch.min(*self.critic_target(next_obs, next_action)) - alpha * next_log_prob
+            target = batch["reward"] + batch["discount"] * (1.0 - batch["terminated"]) * next_q
+        q1, q2 = self.critic(obs, batch["action"])
+        weight = batch["weight"]
+        critic_loss = 0.5 * (weight * ((q1 - target).pow(2) + (q2 - target).pow(2))).mean()
+        critic_opt.zero_grad()
+        self.manual_backward(critic_loss)
+        critic_opt.step()
+        self.trainer.datamodule.update_priorities(batch["index"], (q1 - target).detach())
+
+        action, log_prob = self.sample(obs)
+        self.critic.requires_grad_(False)  # the actor's gradient flows through the action only
+        actor_loss = (alpha * log_prob - torch.min(*self.critic(obs, action))).mean()
+        actor_opt.zero_grad()
+        self.manual_backward(actor_loss)
+        actor_opt.step()
+        self.critic.requires_grad_(True)
+
+        alpha_loss = -(self.log_alpha * (log_prob.detach() + self.target_entropy)).mean()
+        if self.hparams.learn_alpha:
+            alpha_opt.zero_grad()
+            self.manual_backward(alpha_loss)
+            alpha_opt.step()
+        soft_update(self.critic_target, self.critic, self.hparams.tau)
+        return None, {"loss/value": critic_loss.detach(), "loss/policy": actor_loss.detach(),
+                      "loss/alpha": alpha_loss.detach(), "train/alpha": alpha, "train/entropy": -log_prob.detach().mean()}

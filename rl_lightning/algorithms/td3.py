@@ -1,0 +1,113 @@
+"""Twin Delayed DDPG.
+
+Paper: Fujimoto et al. 2018 (arXiv:1802.09477). Reference implementation matched:
+Stable-Baselines3 ``TD3`` with RL Zoo hyperparameters (twin critics, target policy
+smoothing, delayed actor and target updates, Gaussian exploration noise).
+
+Run it::
+
+    python -m rl_lightning fit --config configs/td3.yaml
+
+Two optimizers: manual optimization; losses on plain tensors (see ``sac.py``).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from rl_lightning.algorithms.offpolicy import OffPolicyModule, adam, frozen_copy, soft_update
+from rl_lightning.algorithms.sac import TwinQ
+from rl_lightning.envs import EnvSpec
+from rl_lightning.networks import MLP
+from rl_lightning.networks.actor import NetworkBuilder
+
+
+def _default_net(i: int, o: int) -> nn.Module:
+    return MLP(i, o, hidden_sizes=(400, 300), activation="relu", output_gain=None)
+
+
+class TD3(OffPolicyModule):
+    """TD3 for continuous actions.
+
+    Args:
+        actor_net: builder of the actor ``(in_features, action_dim)`` (tanh applied after);
+            ``None`` is an MLP (400, 300, ReLU).
+        critic_net: builder of each Q network ``(obs_dim + action_dim, 1)``.
+        learning_rate: learning rate of actor and critics.
+        gamma: discount factor.
+        tau: Polyak coefficient of the targets.
+        policy_delay: critic updates per actor (and target) update.
+        target_noise: std of the target policy smoothing noise (actions in [-1, 1]).
+        target_noise_clip: clip of that noise.
+        exploration_noise: std of the Gaussian noise added to actions while collecting.
+    """
+
+    action_kind = "continuous"
+
+    def __init__(
+        self,
+        actor_net: NetworkBuilder | None = None,
+        critic_net: NetworkBuilder | None = None,
+        learning_rate: float = 1e-3,
+        gamma: float = 0.99,
+        tau: float = 0.005,
+        policy_delay: int = 2,
+        target_noise: float = 0.2,
+        target_noise_clip: float = 0.5,
+        exploration_noise: float = 0.1,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters(ignore=["actor_net", "critic_net"])
+        self.automatic_optimization = False
+        self.actor_builder = actor_net or _default_net
+        self.critic_builder = critic_net or _default_net
+
+    def build(self, spec: EnvSpec) -> None:
+        """Actor, twin critics and their targets."""
+        self.actor = self.actor_builder(spec.observation_dim, spec.action_dim)
+        self.critic = TwinQ(self.critic_builder, spec.observation_dim, spec.action_dim)
+        self.actor_target = frozen_copy(self.actor)
+        self.critic_target = frozen_copy(self.critic)
+
+    def act(self, obs: torch.Tensor, deterministic: bool = False) -> dict[str, torch.Tensor]:
+        """Deterministic actions, plus exploration noise unless ``deterministic``."""
+        action = torch.tanh(self.actor(self.flat_obs(obs)))
+        if not deterministic:
+            action = (action + self.hparams.exploration_noise * torch.randn_like(action)).clamp(-1.0, 1.0)
+        return {"action": action, "env_action": self.spec.scale_action(action)}
+
+    def configure_optimizers(self):
+        """Adam for the critics and the actor."""
+        lr = self.hparams.learning_rate
+        return [adam(self, self.critic.parameters(), lr), adam(self, self.actor.parameters(), lr)]
+
+    def update(self, batch: dict[str, torch.Tensor]) -> tuple[None, dict[str, torch.Tensor]]:
+        """Critic step; every ``policy_delay`` updates an actor step and target updates."""
+        hp = self.hparams
+        critic_opt, actor_opt = self.optimizers()
+        obs, next_obs = self.flat_obs(batch["observation"]), self.flat_obs(batch["next_observation"])
+        with torch.no_grad():
+            noise = (torch.randn_like(batch["action"]) * hp.target_noise).clamp(-hp.target_noise_clip, hp.target_noise_clip)
+            next_action = (torch.tanh(self.actor_target(next_obs)) + noise).clamp(-1.0, 1.0)
+            next_q = torch.min(*self.critic_target(next_obs, next_action))
+            target = batch["reward"] + batch["discount"] * (1.0 - batch["terminated"]) * next_q
+        q1, q2 = self.critic(obs, batch["action"])
+        critic_loss = (batch["weight"] * ((q1 - target).pow(2) + (q2 - target).pow(2))).mean()
+        critic_opt.zero_grad()
+        self.manual_backward(critic_loss)
+        critic_opt.step()
+        self.trainer.datamodule.update_priorities(batch["index"], (q1 - target).detach())
+        stats = {"loss/value": critic_loss.detach()}
+        if (int(self.updates) + 1) % hp.policy_delay == 0:
+            self.critic.requires_grad_(False)  # the actor's gradient flows through the action only
+            actor_loss = -self.critic(obs, torch.tanh(self.actor(obs)))[0].mean()
+            actor_opt.zero_grad()
+            self.manual_backward(actor_loss)
+            actor_opt.step()
+            self.critic.requires_grad_(True)
+            soft_update(self.critic_target, self.critic, hp.tau)
+            soft_update(self.actor_target, self.actor, hp.tau)
+            self._last_actor_loss = actor_loss.detach()
+        stats["loss/policy"] = getattr(self, "_last_actor_loss", torch.tensor(0.0))
+        return None, stats

@@ -1,0 +1,212 @@
+"""Off-policy data: a TorchRL replay buffer filled by the collector, sampled for updates."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+from tensordict import TensorDict
+from torch.utils.data import DataLoader, IterableDataset
+from torchrl.data import LazyMemmapStorage, LazyTensorStorage, RandomSampler, ReplayBuffer
+
+from rl_lightning.data.base import EnvDataModule, identity_collate
+from rl_lightning.data.prioritized import PrioritizedSampler
+from rl_lightning.errors import ConfigError
+
+if TYPE_CHECKING:
+    from rl_lightning.algorithms.base import RLModule
+
+logging.getLogger("torchrl").setLevel(logging.WARNING)
+
+KEYS = ("observation", "action", "reward", "next_observation", "terminated", "discount")
+
+
+def n_step_transitions(batch: TensorDict, n: int, gamma: float) -> dict[str, torch.Tensor]:
+    """n-step transitions from a collector batch ``[envs, steps]``, flattened.
+
+    For step ``t``: ``reward = sum_{k<m} gamma^k r_{t+k}``, ``next_observation`` the
+    observation after step ``t+m-1``, ``terminated`` whether that step terminated, and
+    ``discount = gamma^m``, where ``m <= n`` stops at the end of the episode and at the end
+    of the batch (the transition then bootstraps earlier, as TorchRL's ``MultiStep`` does).
+    """
+    reward = batch["next", "reward"].squeeze(-1)
+    done = batch["next", "done"].squeeze(-1)
+    terminated = batch["next", "terminated"].squeeze(-1)
+    next_obs = batch["next", "observation"]
+    envs, steps = reward.shape
+    out_reward = torch.zeros_like(reward)
+    out_next = next_obs.clone()
+    out_term = torch.zeros_like(terminated)
+    out_discount = torch.ones_like(reward)
+    alive = torch.ones_like(done)  # still accumulating (no episode end yet within the window)
+    for k in range(n):
+        idx = torch.arange(steps) + k
+        valid = idx < steps
+        idx = idx.clamp(max=steps - 1)
+        take = alive & valid
+        out_reward += torch.where(take, out_discount * reward[:, idx], torch.zeros_like(reward))
+        out_next = torch.where(take.view(envs, steps, *([1] * (next_obs.dim() - 2))), next_obs[:, idx], out_next)
+        out_term = torch.where(take, terminated[:, idx], out_term)
+        out_discount = torch.where(take, out_discount * gamma, out_discount)
+        alive = take & ~done[:, idx]
+    flat = lambda x: x.reshape(envs * steps, *x.shape[2:])  # noqa: E731
+    return {
+        "observation": flat(batch["observation"]),
+        "action": flat(batch["action"]),
+        "reward": flat(out_reward),
+        "next_observation": flat(out_next),
+        "terminated": flat(out_term).float(),
+        "discount": flat(out_discount),
+    }
+
+
+class ReplayStream(IterableDataset):
+    """Endless stream of ``(sampled batch, is_last_update_of_this_collection)``."""
+
+    def __init__(self, datamodule: "ReplayDataModule") -> None:
+        self.datamodule = datamodule
+
+    def __iter__(self) -> Iterator[tuple[dict[str, torch.Tensor], bool]]:
+        dm = self.datamodule
+        batches = iter(dm.collector)  # applies random states restored from a checkpoint first
+        while True:
+            dm.add(next(batches))
+            if dm.frames < dm.init_random_frames:
+                continue
+            for update in range(dm.updates_per_batch):
+                yield dm.sample(), update == dm.updates_per_batch - 1
+
+
+class ReplayDataModule(EnvDataModule):
+    """Collects ``frames_per_batch`` frames at a time into a TorchRL replay buffer and feeds
+    ``updates_per_batch`` sampled minibatches to the algorithm after each collection.
+
+    The first ``init_random_frames`` frames use uniformly random actions and no updates.
+    n-step returns (``n_step > 1``) use the algorithm's discount ``gamma``.
+
+    Args:
+        env_id: Gymnasium environment id.
+        num_envs: environments stepped together in this process.
+        frames_per_batch: frames collected between rounds of updates (a multiple of ``num_envs``).
+        total_frames: training budget in environment frames, over all processes.
+        env_kwargs: keyword arguments for ``gymnasium.make``.
+        seed: seed of the environments; ``None`` takes the run's ``seed_everything``.
+        buffer_size: transitions kept (oldest dropped first).
+        batch_size: transitions per sampled minibatch.
+        init_random_frames: frames of uniformly random actions before learning starts.
+        updates_per_batch: gradient updates after each collection (update-to-data ratio =
+            ``updates_per_batch / frames_per_batch``).
+        prioritized: prioritized replay (priorities from the algorithm's TD errors).
+        alpha: prioritization exponent.
+        beta: initial importance-sampling exponent, annealed linearly to 1 over ``total_frames``.
+        n_step: steps of the multi-step return (1 = one-step TD).
+        memmap: keep the buffer in memory-mapped files (large buffers) instead of RAM.
+        scratch_dir: folder of the memory-mapped files; ``None`` is ``<run>/replay``.
+    """
+
+    def __init__(
+        self,
+        env_id: str = "Pendulum-v1",
+        num_envs: int = 1,
+        frames_per_batch: int = 1,
+        total_frames: int = 20_000,
+        env_kwargs: dict[str, Any] | None = None,
+        seed: int | None = None,
+        buffer_size: int = 1_000_000,
+        batch_size: int = 256,
+        init_random_frames: int = 100,
+        updates_per_batch: int = 1,
+        prioritized: bool = False,
+        alpha: float = 0.6,
+        beta: float = 0.4,
+        n_step: int = 1,
+        memmap: bool = False,
+        scratch_dir: str | None = None,
+    ) -> None:
+        super().__init__(env_id, num_envs, frames_per_batch, total_frames, env_kwargs, seed)
+        self.save_hyperparameters()
+        for name, value in (("buffer_size", buffer_size), ("batch_size", batch_size),
+                            ("updates_per_batch", updates_per_batch), ("n_step", n_step)):
+            if value < 1:
+                raise ConfigError(f"data.{name} must be >= 1, got {value}.")
+        if init_random_frames < 0:
+            raise ConfigError(f"data.init_random_frames must be >= 0, got {init_random_frames}.")
+        self.buffer_size = buffer_size
+        self.batch_size = batch_size
+        self.init_random_frames = init_random_frames
+        self.updates_per_batch = updates_per_batch
+        self.prioritized = prioritized
+        self.alpha, self.beta = alpha, beta
+        self.n_step = n_step
+        self.memmap = memmap
+        self.scratch_dir = scratch_dir
+        self.buffer: ReplayBuffer | None = None
+        self.gamma = 0.99
+
+    def connect(self, agent: "RLModule") -> None:
+        """Collect with the agent's policy (random during warm-up); build the buffer."""
+        self.gamma = float(getattr(agent.hparams, "gamma", 0.99))
+        self._agent_policy = agent.collect_policy
+        self.spec = agent.spec
+        if self.buffer is None:
+            if self.memmap:
+                root = self.scratch_dir or str(Path(self.trainer.default_root_dir if self.trainer else ".") / "replay")
+                storage = LazyMemmapStorage(self.buffer_size, scratch_dir=root)
+            else:
+                storage = LazyTensorStorage(self.buffer_size)
+            sampler = PrioritizedSampler(self.buffer_size, self.alpha, self.beta) if self.prioritized else RandomSampler()
+            self.buffer = ReplayBuffer(storage=storage, sampler=sampler, batch_size=self.batch_size)
+        super().connect(agent)
+        self.collector.policy = self._policy
+
+    def _policy(self, obs: torch.Tensor) -> dict[str, torch.Tensor]:
+        if self.collector.frames < self.init_random_frames:
+            return self.spec.random_actions(obs.shape[0])
+        return self._agent_policy(obs)
+
+    def add(self, batch: TensorDict) -> None:
+        """Turn a collected batch into (n-step) transitions and store them."""
+        data = n_step_transitions(batch, self.n_step, self.gamma)
+        self.buffer.extend(TensorDict(data, batch_size=[data["reward"].shape[0]]))
+        if self.prioritized:
+            progress = min(self.frames / self.total_frames, 1.0)
+            self.buffer.sampler.beta = self.beta + (1.0 - self.beta) * progress
+
+    def sample(self) -> dict[str, torch.Tensor]:
+        """A minibatch: the stored keys, ``weight`` (importance weights, 1 without
+        prioritization) and ``index`` (for :meth:`update_priorities`)."""
+        batch, info = self.buffer.sample(return_info=True)
+        out = {key: batch[key] for key in KEYS}
+        out["index"] = torch.as_tensor(info["index"])
+        weight = info.get("_weight")
+        out["weight"] = torch.as_tensor(weight, dtype=torch.float32) if weight is not None else torch.ones(len(out["reward"]))
+        return out
+
+    def update_priorities(self, index: torch.Tensor, td_error: torch.Tensor) -> None:
+        """New priorities from absolute TD errors (no-op without prioritization)."""
+        if self.prioritized:
+            self.buffer.update_priority(index, td_error.detach().abs().cpu())
+
+    def train_dataloader(self) -> DataLoader:
+        """The replay stream."""
+        if self.collector is None:
+            raise RuntimeError("connect(agent) must run before training (the algorithm's setup does it).")
+        return DataLoader(ReplayStream(self), batch_size=None, collate_fn=identity_collate, num_workers=0)
+
+    def state_dict(self) -> dict[str, Any]:
+        """Collector state plus the replay buffer's contents (in RAM buffers) or its folder."""
+        state = super().state_dict()
+        if self.buffer is not None and not self.memmap:
+            state["buffer"] = self.buffer.state_dict()
+        return state
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Restore the collector and the buffer."""
+        state_dict = dict(state_dict)
+        buffer_state = state_dict.pop("buffer", None)
+        super().load_state_dict(state_dict)
+        if buffer_state is not None and self.buffer is not None:
+            self.buffer.load_state_dict(buffer_state)

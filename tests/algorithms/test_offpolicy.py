@@ -1,0 +1,98 @@
+import json
+
+import lightning as L
+import pytest
+import torch
+
+from rl_lightning.algorithms import DQN, SAC, TD3
+from rl_lightning.algorithms.offpolicy import soft_update
+from rl_lightning.callbacks import Evaluation
+from rl_lightning.data import ReplayDataModule
+from rl_lightning.envs import EnvSpec
+from rl_lightning.errors import ConfigError
+from tests.test_cli import CONFIGS, run_cli
+
+
+def trainer(tmp_path, callbacks=(), **kwargs):
+    return L.Trainer(max_epochs=-1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                     enable_model_summary=False, default_root_dir=tmp_path, callbacks=list(callbacks), **kwargs)
+
+
+def test_soft_update_is_polyak_averaging():
+    source, target = torch.nn.Linear(3, 2), torch.nn.Linear(3, 2)
+    before = target.weight.detach().clone()
+    soft_update(target, source, 0.1)
+    assert torch.allclose(target.weight, 0.9 * before + 0.1 * source.weight)
+
+
+def test_dqn_hard_target_copies_every_interval(tmp_path):
+    L.seed_everything(0)
+    data = ReplayDataModule("CartPole-v1", frames_per_batch=16, updates_per_batch=4, batch_size=16,
+                            init_random_frames=32, total_frames=96)
+    model = DQN(target_update_interval=8, learning_rate=1e-2)
+    copies = []
+
+    def same():
+        return all(torch.equal(a, b) for a, b in zip(model.q.parameters(), model.q_target.parameters()))
+
+    class Spy(L.Callback):  # before each update: the state the previous update left
+        def on_train_batch_start(self, trainer, pl_module, *args):
+            copies.append((int(pl_module.updates), same()))
+
+    trainer(tmp_path, [Spy()]).fit(model, datamodule=data)
+    # updates start once 32 random frames are in; 5 collections of 16 frames x 4 updates follow
+    assert len(copies) == 20
+    assert [n for n, equal in copies if equal] == [0, 8, 16]  # the initial copy, then every 8 updates
+    assert int(model.updates) == 20 and not same()
+
+
+@pytest.mark.parametrize("algorithm, env_id, message", [
+    (DQN, "Pendulum-v1", "DQN needs discrete actions"),
+    (SAC, "CartPole-v1", "SAC needs continuous actions"),
+    (TD3, "CartPole-v1", "TD3 needs continuous actions"),
+])
+def test_action_space_pairing_errors(tmp_path, algorithm, env_id, message):
+    with pytest.raises(ConfigError, match=message):
+        trainer(tmp_path).fit(algorithm(), datamodule=ReplayDataModule(env_id, total_frames=10))
+
+
+def test_dqn_learns_the_better_action(tmp_path):
+    """Countdown pays 2 for action 1 and 1 for action 0: a few hundred frames suffice."""
+    L.seed_everything(0)
+    data = ReplayDataModule("tests.helpers.envs:Countdown-v0", frames_per_batch=32, updates_per_batch=16,
+                            batch_size=32, init_random_frames=64, total_frames=640, prioritized=True, n_step=2)
+    model = DQN(learning_rate=3e-3, gamma=0.5, target_update_interval=20, exploration_fraction=0.3)
+    trainer(tmp_path).fit(model, datamodule=data)
+    q = model.q_values(torch.tensor([[0.0], [2.0], [4.0]]))
+    assert (q[:, 1] > q[:, 0]).all()
+
+
+@pytest.mark.parametrize("algorithm", [SAC, TD3])
+def test_continuous_algorithms_learn_a_target_action(tmp_path, algorithm):
+    """Slider rewards -(a - 1)^2: the deterministic action moves to about 1."""
+    L.seed_everything(0)
+    data = ReplayDataModule("tests.helpers.envs:Slider-v0", batch_size=64, init_random_frames=100, total_frames=700)
+    model = algorithm(learning_rate=1e-3, gamma=0.5)
+    trainer(tmp_path).fit(model, datamodule=data)
+    action = model.act(torch.zeros(1, 2), deterministic=True)["env_action"].item()
+    assert abs(action - 1.0) < 0.3
+
+
+@pytest.mark.parametrize("config", ["dqn.yaml", "sac.yaml", "td3.yaml"])
+def test_shipped_configs_run_through_the_cli(in_tmp, config):
+    run_cli("fit", "--config", str(CONFIGS / config), "--data.total_frames", "512", "--data.init_random_frames", "256",
+            "--evaluation.every_frames", "512", "--evaluation.episodes", "1", "--progress_bar.refresh_rate", "0",
+            "--experiment", "smoke")
+    (run,) = (in_tmp / "experiments" / "smoke").iterdir()
+    meta = json.loads((run / "metadata.json").read_text())
+    assert meta["status"] == "finished" and meta["frames"] >= 512
+    assert (run / "checkpoints" / "last.ckpt").is_file()
+    ckpt = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)
+    assert "buffer" in ckpt["ReplayDataModule"]  # the replay buffer is part of the checkpoint
+
+
+def test_replay_spec_helpers():
+    spec = EnvSpec("x", (3,), False, action_shape=(2,), action_low=(-2.0, 0.0), action_high=(2.0, 1.0))
+    assert spec.scale_action(torch.tensor([[-1.0, 1.0]])).tolist() == [[-2.0, 1.0]]
+    random = spec.random_actions(5)
+    assert random["action"].shape == (5, 2) and (random["action"].abs() <= 1).all()

@@ -1,0 +1,62 @@
+import numpy as np
+import pytest
+import torch
+from tensordict import TensorDict
+from torchrl.data import LazyTensorStorage, ReplayBuffer
+
+from rl_lightning.data.prioritized import PrioritizedSampler
+from rl_lightning.data.replay import n_step_transitions
+
+
+def test_prioritized_sampling_follows_priorities_with_correct_weights():
+    torch.manual_seed(0)
+    sampler = PrioritizedSampler(64, alpha=0.5, beta=0.7)
+    buffer = ReplayBuffer(storage=LazyTensorStorage(64), sampler=sampler, batch_size=4000)
+    buffer.extend(TensorDict({"x": torch.arange(8)}, batch_size=[8]))
+    priorities = torch.tensor([1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 49.0])
+    buffer.update_priority(torch.arange(8), priorities)
+    batch, info = buffer.sample(return_info=True)
+    p = (priorities + 1e-6) ** 0.5
+    probs = p / p.sum()  # 7 at 1/14, one at 7/14
+    frequency = torch.bincount(batch["x"], minlength=8).float() / 4000
+    assert frequency[7] == pytest.approx(probs[7].item(), abs=0.03)
+    assert frequency[:7].mean() == pytest.approx(probs[0].item(), abs=0.01)
+    weights = (8 * probs) ** -0.7
+    expected = weights / weights.max()
+    got = {int(i): float(w) for i, w in zip(info["index"], info["_weight"])}
+    assert got[7] == pytest.approx(expected[7].item(), rel=1e-4)
+    assert got[0] == pytest.approx(1.0, rel=1e-4)
+
+
+def test_new_entries_get_the_highest_priority_so_far():
+    sampler = PrioritizedSampler(16, alpha=1.0)
+    buffer = ReplayBuffer(storage=LazyTensorStorage(16), sampler=sampler, batch_size=8)
+    buffer.extend(TensorDict({"x": torch.arange(2)}, batch_size=[2]))
+    buffer.update_priority(torch.tensor([0, 1]), torch.tensor([5.0, 0.5]))
+    buffer.extend(TensorDict({"x": torch.arange(2, 3)}, batch_size=[1]))
+    leaves = sampler.tree.sums[sampler.tree.size: sampler.tree.size + 3]
+    assert leaves[2] == pytest.approx(leaves[0])
+
+
+def test_n_step_returns_match_a_hand_computation():
+    # one env, 5 steps, episode ends (terminated) after step 2 (0-based 1)
+    reward = torch.tensor([[1.0, 2.0, 3.0, 4.0, 5.0]])
+    terminated = torch.tensor([[False, True, False, False, False]])
+    obs = torch.arange(5.0).view(1, 5, 1)
+    next_obs = obs + 10
+    batch = TensorDict({
+        "observation": obs, "action": torch.zeros(1, 5, dtype=torch.int64),
+        "next": {"observation": next_obs, "reward": reward.unsqueeze(-1), "terminated": terminated.unsqueeze(-1),
+                 "truncated": torch.zeros(1, 5, 1, dtype=torch.bool), "done": terminated.unsqueeze(-1)},
+    }, batch_size=[1, 5])
+    g = 0.5
+    out = n_step_transitions(batch, n=3, gamma=g)
+    # t=0: r0 + g r1, stops at the terminal step 1; t=1: r1 (terminal); t=2: r2 + g r3 + g^2 r4
+    # t=3: r3 + g r4 (batch ends); t=4: r4
+    assert out["reward"].tolist() == pytest.approx([1 + g * 2, 2, 3 + g * 4 + g * g * 5, 4 + g * 5, 5])
+    assert out["discount"].tolist() == pytest.approx([g**2, g, g**3, g**2, g])
+    assert out["terminated"].tolist() == [1.0, 1.0, 0.0, 0.0, 0.0]
+    assert out["next_observation"][:, 0].tolist() == [11.0, 11.0, 14.0, 14.0, 14.0]
+    one = n_step_transitions(batch, n=1, gamma=g)
+    assert one["reward"].tolist() == reward[0].tolist() and one["discount"].tolist() == [g] * 5
+    assert np.allclose(one["next_observation"][:, 0].numpy(), next_obs[0, :, 0].numpy())
