@@ -12,12 +12,15 @@ import difflib
 import importlib
 from dataclasses import asdict, dataclass
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import gymnasium as gym
 import numpy as np
 
 from rl_lightning.errors import ConfigError
+
+if TYPE_CHECKING:
+    import torch
 
 
 class EnvError(ConfigError):

@@ -6,7 +6,6 @@ import torch
 
 from rl_lightning.algorithms import DQN, SAC, TD3
 from rl_lightning.algorithms.offpolicy import soft_update
-from rl_lightning.callbacks import Evaluation
 from rl_lightning.data import ReplayDataModule
 from rl_lightning.envs import EnvSpec
 from rl_lightning.errors import ConfigError
