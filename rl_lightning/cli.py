@@ -28,6 +28,7 @@ from rl_lightning.algorithms.base import RLModule
 from rl_lightning.callbacks import Evaluation, FrameCheckpoint, FrameProgressBar, GracefulStop, NanGuard
 from rl_lightning.callbacks.nan_guard import NonFiniteError
 from rl_lightning.commands import COMMANDS
+from rl_lightning.envs import check_env_id
 from rl_lightning.errors import ConfigError
 from rl_lightning.runs.csv_logger import RunCSVLogger
 from rl_lightning.runs.folders import latest_run, new_run_dir
@@ -121,6 +122,9 @@ class RLCLI(LightningCLI):
             return
         if self.subcommand != "fit":
             return
+        env_id = cfg.data.init_args.get("env_id") if cfg.data.get("init_args") else None
+        if env_id:
+            check_env_id(env_id)  # before a run folder exists: a bad id leaves nothing behind
         inherited = os.environ.get(RUN_DIR_ENV) if int(os.environ.get("LOCAL_RANK", 0)) > 0 else None
         if inherited:  # a DDP worker started by rank 0's launcher: share rank 0's run folder
             self.run_dir = Path(inherited)

@@ -73,7 +73,7 @@ def test_unknown_env_id_fails_before_training(in_tmp, capsys):
     assert exit_.value.code == 2
     err = capsys.readouterr().err
     assert "'CartPol-v1'" in err and "CartPole-v1" in err
-    assert not (in_tmp / "experiments").exists() or not any((in_tmp / "experiments").rglob("*.ckpt"))
+    assert not (in_tmp / "experiments").exists()  # no run folder was created
 
 
 def test_fit_makes_a_run_folder_and_resume_continues_it(in_tmp, capsys):
