@@ -3,6 +3,7 @@ network building from the environment's spec, frame counting and metric logging.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import lightning as L
@@ -32,6 +33,9 @@ class RLModule(L.LightningModule):
         #: True on the training step that finished the updates of a collected batch.
         self.at_boundary = False
         self._pending_metrics: dict[str, float] = {}
+        self._fit_start = (0.0, 0)
+        #: wall-clock start of the updates of the current collected batch
+        self.update_start = 0.0
 
     # --- building ----------------------------------------------------------------------
     def build(self, spec: EnvSpec) -> None:
@@ -96,6 +100,27 @@ class RLModule(L.LightningModule):
         self.validation_step(batch, batch_idx)
 
     # --- counters and logging ----------------------------------------------------------
+    def on_train_start(self) -> None:
+        """Start the frames/s clock."""
+        self._fit_start = (time.perf_counter(), self.frames)
+
+    def end_of_batch(self, metrics: dict[str, float]) -> None:
+        """At a batch boundary: add timings and episode statistics to the algorithm's
+        metrics, log them, and stop once the frame budget is spent (on every rank alike)."""
+        datamodule = self.trainer.datamodule
+        started, frames0 = self._fit_start
+        now = time.perf_counter()
+        metrics = {
+            **metrics,
+            "time/collect_s": datamodule.collect_seconds,
+            "time/update_s": now - self.update_start,
+            "time/fps": (self.frames - frames0) / max(now - started, 1e-9),
+            **datamodule.episode_metrics(),
+        }
+        self.log_metrics(metrics)
+        if self.frames >= datamodule.total_frames:
+            self.trainer.should_stop = True
+
     @property
     def frames(self) -> int:
         """Environment frames collected so far, over all processes."""

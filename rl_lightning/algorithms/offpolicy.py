@@ -46,8 +46,6 @@ class OffPolicyModule(RLModule):
         super().__init__()
         self.register_buffer("updates", torch.zeros((), dtype=torch.long))
         self._stats: list[dict[str, torch.Tensor]] = []
-        self._fit_start = (0.0, 0)
-        self._update_start = 0.0
 
     def connect_spec(self, spec) -> None:
         """Check the action space fits the algorithm before building."""
@@ -64,15 +62,11 @@ class OffPolicyModule(RLModule):
         """One gradient update."""
         raise NotImplementedError
 
-    def on_train_start(self) -> None:
-        """Start the frames/s clock."""
-        self._fit_start = (time.perf_counter(), self.frames)
-
     def training_step(self, dataloader_iter: Iterator) -> torch.Tensor | None:
         """Sample (collecting first when the last collection's updates are done), update."""
         (batch, self.at_boundary), _, _ = next(dataloader_iter)
         if not self._stats:
-            self._update_start = time.perf_counter()
+            self.update_start = time.perf_counter()
         batch = {k: v.to(self.device) for k, v in batch.items()}
         loss, stats = self.update(batch)
         self.updates += 1
@@ -82,20 +76,10 @@ class OffPolicyModule(RLModule):
         return loss
 
     def _end_of_batch(self) -> None:
-        datamodule = self.trainer.datamodule
+        """Log the means of the updates since the last collection."""
         keys = self._stats[0].keys()
         means = torch.stack([torch.stack([s[k] for k in keys]) for s in self._stats]).mean(0).tolist()
         self._stats.clear()
-        started, frames0 = self._fit_start
-        metrics = dict(zip(keys, means))
-        metrics.update({
-            "train/lr": self.optimizers()[0].param_groups[0]["lr"] if isinstance(self.optimizers(), list)
-            else self.optimizers().param_groups[0]["lr"],
-            "time/collect_s": datamodule.collect_seconds,
-            "time/update_s": time.perf_counter() - self._update_start,
-            "time/fps": (self.frames - frames0) / max(time.perf_counter() - started, 1e-9),
-        })
-        metrics.update(datamodule.episode_metrics())
-        self.log_metrics(metrics)
-        if self.frames >= datamodule.total_frames:
-            self.trainer.should_stop = True
+        optimizers = self.optimizers()
+        first = optimizers[0] if isinstance(optimizers, list) else optimizers
+        self.end_of_batch({**dict(zip(keys, means)), "train/lr": first.param_groups[0]["lr"]})

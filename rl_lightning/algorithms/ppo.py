@@ -105,8 +105,6 @@ class PPO(RLModule):
         self._plan: Iterator[tuple[dict[str, torch.Tensor], bool]] | None = None
         self._stats: list[torch.Tensor] = []
         self._explained_variance = 0.0
-        self._update_start = 0.0
-        self._fit_start = (0.0, 0)
 
     # --- networks ------------------------------------------------------------------------
     def build(self, spec: EnvSpec) -> None:
@@ -145,10 +143,6 @@ class PPO(RLModule):
         return hp.clip_range * (self._remaining() if hp.clip_schedule == "linear" else 1.0)
 
     # --- training ------------------------------------------------------------------------
-    def on_train_start(self) -> None:
-        """Start the frames/s clock."""
-        self._fit_start = (time.perf_counter(), self.frames)
-
     def training_step(self, dataloader_iter: Iterator) -> torch.Tensor:
         """One minibatch update; a new batch is collected when the last one is used up.
 
@@ -157,7 +151,7 @@ class PPO(RLModule):
         """
         if self._plan is None:
             batch, _, _ = next(dataloader_iter)
-            self._update_start = time.perf_counter()
+            self.update_start = time.perf_counter()
             self._plan = self._minibatches(self.compute_advantages(batch.to(self.device)))
         minibatch, self.at_boundary = next(self._plan)
         loss, stats = self.compute_loss(minibatch)
@@ -246,10 +240,8 @@ class PPO(RLModule):
 
     def _end_of_batch(self) -> None:
         """Log the batch's statistics; stop once the frame budget is spent."""
-        datamodule = self.trainer.datamodule
         policy, value, entropy, kl, clip_fraction = torch.stack(self._stats).mean(0).tolist()
         self._stats.clear()
-        started, frames0 = self._fit_start
         metrics = {
             "loss/policy": policy,
             "loss/value": value,
@@ -259,11 +251,5 @@ class PPO(RLModule):
             "train/explained_variance": self._explained_variance,
             "train/lr": self.optimizers().param_groups[0]["lr"],
             "train/clip_range": self._clip_range(),
-            "time/collect_s": datamodule.collect_seconds,
-            "time/update_s": time.perf_counter() - self._update_start,
-            "time/fps": (self.frames - frames0) / max(time.perf_counter() - started, 1e-9),
         }
-        metrics.update(datamodule.episode_metrics())
-        self.log_metrics(metrics)
-        if self.frames >= datamodule.total_frames:
-            self.trainer.should_stop = True
+        self.end_of_batch(metrics)
