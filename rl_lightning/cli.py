@@ -3,8 +3,11 @@
 A ``LightningCLI`` whose config schema is the typed ``__init__`` of the algorithm
 (``model``), the data module (``data``), the ``Trainer``, and the callbacks every run has
 (``evaluation``, ``checkpoint``, ``progress_bar``). On ``fit`` it gives the run a folder
-``<experiments_dir>/<experiment>/<run id>/`` with ``config.yaml``, ``metrics.csv`` and
-``checkpoints/``; ``--ckpt_path last`` continues the newest run of the experiment there.
+``<experiments_dir>/<experiment>/<run id>/`` with ``config.yaml``, ``metrics.csv``,
+``metadata.json`` and ``checkpoints/``; ``--ckpt_path last`` continues the newest run of the
+experiment there. Every fit also stops cleanly on Ctrl-C/SIGTERM and on NaN/Inf. The other
+commands (``play``, ``runs``, ``plot``, ``sweep``, ``reproduce``) are listed in
+:mod:`rl_lightning.commands`.
 """
 
 from __future__ import annotations
@@ -27,12 +30,12 @@ from typing_extensions import override
 from rl_lightning.algorithms.base import RLModule
 from rl_lightning.callbacks import Evaluation, FrameCheckpoint, FrameProgressBar, GracefulStop, NanGuard
 from rl_lightning.callbacks.nan_guard import NonFiniteError
+from rl_lightning.callbacks.run_metadata import RunMetadata
 from rl_lightning.commands import COMMANDS
 from rl_lightning.envs import check_env_id
 from rl_lightning.errors import ConfigError
 from rl_lightning.runs.csv_logger import RunCSVLogger
 from rl_lightning.runs.folders import latest_run, new_run_dir
-from rl_lightning.callbacks.run_metadata import RunMetadata
 from rl_lightning.runs.loggers import TensorBoard  # noqa: F401  (makes `--trainer.logger+=TensorBoard` resolve)
 
 
