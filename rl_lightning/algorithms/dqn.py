@@ -39,9 +39,11 @@ class DQN(OffPolicyModule):
         gamma: discount factor.
         double_q: pick the next action with the online network, evaluate it with the target.
         dueling: the network outputs one extra value, V(s); Q = V + A - mean(A) over the rest.
-        target_update: ``hard`` copies every ``target_update_interval`` updates; ``soft``
+        target_update: ``hard`` copies every ``target_update_interval`` frames; ``soft``
             Polyak-averages with ``tau`` after every update.
-        target_update_interval: updates between hard target copies.
+        target_update_interval: environment frames between hard target copies (as in
+            Stable-Baselines3: with many updates per collection, the target then stays fixed
+            during each round of updates).
         tau: Polyak coefficient of soft target updates.
         exploration_initial: epsilon at the start.
         exploration_final: epsilon after ``exploration_fraction`` of ``data.total_frames``.
@@ -60,7 +62,7 @@ class DQN(OffPolicyModule):
         double_q: bool = True,
         dueling: bool = False,
         target_update: Literal["hard", "soft"] = "hard",
-        target_update_interval: int = 1_000,
+        target_update_interval: int = 10_000,
         tau: float = 0.005,
         exploration_initial: float = 1.0,
         exploration_final: float = 0.05,
@@ -69,6 +71,7 @@ class DQN(OffPolicyModule):
     ) -> None:
         super().__init__()
         self.save_hyperparameters(ignore=["q_net", "optimizer"])
+        self.register_buffer("target_copied_at", torch.zeros((), dtype=torch.long))
         self.q_builder = q_net or (lambda i, o: MLP(i, o, hidden_sizes=(256, 256), activation="relu", output_gain=None))
         self.optimizer_factory = optimizer
 
@@ -136,6 +139,7 @@ class DQN(OffPolicyModule):
         hp = self.hparams
         if hp.target_update == "soft":
             soft_update(self.q_target, self.q, hp.tau)
-        elif int(self.updates) % hp.target_update_interval == 0:
+        elif self.frames - int(self.target_copied_at) >= hp.target_update_interval:
             self.q_target.load_state_dict(self.q.state_dict())
+            self.target_copied_at.fill_(self.frames)
         super().on_train_batch_end(outputs, batch, batch_idx)

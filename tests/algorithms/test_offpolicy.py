@@ -24,11 +24,11 @@ def test_soft_update_is_polyak_averaging():
     assert torch.allclose(target.weight, 0.9 * before + 0.1 * source.weight)
 
 
-def test_dqn_hard_target_copies_every_interval(tmp_path):
+def test_dqn_hard_target_copies_every_interval_of_frames(tmp_path):
     L.seed_everything(0)
     data = ReplayDataModule("CartPole-v1", frames_per_batch=16, updates_per_batch=4, batch_size=16,
                             init_random_frames=32, total_frames=96)
-    model = DQN(target_update_interval=8, learning_rate=1e-2)
+    model = DQN(target_update_interval=32, learning_rate=1e-2)
     copies = []
 
     def same():
@@ -39,9 +39,10 @@ def test_dqn_hard_target_copies_every_interval(tmp_path):
             copies.append((int(pl_module.updates), same()))
 
     trainer(tmp_path, [Spy()]).fit(model, datamodule=data)
-    # updates start once 32 random frames are in; 5 collections of 16 frames x 4 updates follow
+    # updates start once 32 random frames are in; 5 collections of 16 frames x 4 updates follow;
+    # a copy follows the first update once 32 frames passed since the last: at 32, 64 and 96 frames
     assert len(copies) == 20
-    assert [n for n, equal in copies if equal] == [0, 8, 16]  # the initial copy, then every 8 updates
+    assert [n for n, equal in copies if equal] == [0, 1, 9, 17]
     assert int(model.updates) == 20 and not same()
 
 
