@@ -109,6 +109,7 @@ class Video(Callback):
         self.evaluations_seen = 0
         self.paths: list[Path] = []
         self._env: gym.Env | None = None
+        self._disabled = False
 
     def _evaluation(self, trainer: L.Trainer):
         from rl_lightning.callbacks.evaluation import Evaluation
@@ -123,6 +124,8 @@ class Video(Callback):
     def on_evaluation_end(self, trainer: L.Trainer, pl_module: RLModule, evaluation: Any) -> None:
         """Called by the ``Evaluation`` callback after each evaluation."""
         self.evaluations_seen = evaluation.count
+        if self._disabled:
+            return
         if self.evaluations_seen % self.every_evaluations == 0 or trainer.should_stop:
             seed = self.seed if self.seed is not None else evaluation.seed_for(trainer)
             self.record(trainer, pl_module, seed)
@@ -137,7 +140,7 @@ class Video(Callback):
                 self._env = gym.make(datamodule.env_id, render_mode="rgb_array", **datamodule.env_kwargs)
             except Exception as err:  # rendering backends vary: never fail a run over a video
                 rank_zero_warn(f"Video disabled: {datamodule.env_id!r} cannot render rgb_array ({err}).")
-                self.every_evaluations = 10**12
+                self._disabled = True
                 return None
         frames, _, _ = record_episode(pl_module, self._env, seed, max_frames=self.max_frames)
         path = write_mp4(frames, Path(trainer.default_root_dir) / "videos" / f"frames-{pl_module.frames}.mp4", self.fps)
