@@ -24,11 +24,21 @@ import torch
 import yaml
 from jsonargparse import Namespace
 from lightning.pytorch import LightningDataModule, Trainer
-from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
+from lightning.pytorch.cli import (
+    LightningArgumentParser,
+    LightningCLI,
+    SaveConfigCallback,
+)
 from typing_extensions import override
 
 from rl_lightning.algorithms.base import RLModule
-from rl_lightning.callbacks import Evaluation, FrameCheckpoint, FrameProgressBar, GracefulStop, NanGuard
+from rl_lightning.callbacks import (
+    Evaluation,
+    FrameCheckpoint,
+    FrameProgressBar,
+    GracefulStop,
+    NanGuard,
+)
 from rl_lightning.callbacks.nan_guard import NonFiniteError
 from rl_lightning.callbacks.run_metadata import RunMetadata
 from rl_lightning.commands import COMMANDS
@@ -37,7 +47,6 @@ from rl_lightning.errors import ConfigError
 from rl_lightning.runs.csv_logger import RunCSVLogger
 from rl_lightning.runs.folders import latest_run, new_run_dir
 from rl_lightning.runs.loggers import TensorBoard  # noqa: F401  (makes `--trainer.logger+=TensorBoard` resolve)
-
 
 #: Environment variable through which DDP workers find the run folder rank 0 created.
 RUN_DIR_ENV = "RL_LIGHTNING_RUN_DIR"

@@ -23,8 +23,6 @@ dominated by update steps. Advantages use TorchRL's GAE (``vec_generalized_advan
 
 from __future__ import annotations
 
-from rl_lightning.errors import ConfigError
-
 import time
 from collections.abc import Iterator
 from typing import Any, Literal
@@ -36,8 +34,13 @@ from torchrl.objectives.value.functional import vec_generalized_advantage_estima
 
 from rl_lightning.algorithms.base import RLModule
 from rl_lightning.envs import EnvSpec
+from rl_lightning.errors import ConfigError
 from rl_lightning.networks import MLP
-from rl_lightning.networks.actor import DistributionName, NetworkBuilder, StochasticActor
+from rl_lightning.networks.actor import (
+    DistributionName,
+    NetworkBuilder,
+    StochasticActor,
+)
 
 Schedule = Literal["constant", "linear"]
 

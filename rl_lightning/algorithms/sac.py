@@ -21,7 +21,12 @@ import math
 import torch
 from torch import nn
 
-from rl_lightning.algorithms.offpolicy import OffPolicyModule, adam, frozen_copy, soft_update
+from rl_lightning.algorithms.offpolicy import (
+    OffPolicyModule,
+    adam,
+    frozen_copy,
+    soft_update,
+)
 from rl_lightning.envs import EnvSpec
 from rl_lightning.networks import MLP
 from rl_lightning.networks.actor import NetworkBuilder

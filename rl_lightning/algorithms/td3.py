@@ -16,7 +16,12 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from rl_lightning.algorithms.offpolicy import OffPolicyModule, adam, frozen_copy, soft_update
+from rl_lightning.algorithms.offpolicy import (
+    OffPolicyModule,
+    adam,
+    frozen_copy,
+    soft_update,
+)
 from rl_lightning.algorithms.sac import TwinQ
 from rl_lightning.envs import EnvSpec
 from rl_lightning.networks import MLP

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from rl_lightning.errors import ConfigError
-
 import os
 from typing import Any
 
 import lightning as L
 from lightning.pytorch.callbacks import ModelCheckpoint
 from typing_extensions import override
+
+from rl_lightning.errors import ConfigError
 
 
 class FrameCheckpoint(ModelCheckpoint):

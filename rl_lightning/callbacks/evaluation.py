@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from rl_lightning.errors import ConfigError
-
 import math
 from typing import Any
 
@@ -14,6 +12,7 @@ from lightning.pytorch.callbacks import Callback
 from typing_extensions import override
 
 from rl_lightning.algorithms.base import RLModule
+from rl_lightning.errors import ConfigError
 
 
 @torch.no_grad()

@@ -13,7 +13,12 @@ import lightning as L
 from lightning.pytorch.callbacks import Callback
 from typing_extensions import override
 
-from rl_lightning.runs.metadata import git_state, read_metadata, versions, write_metadata
+from rl_lightning.runs.metadata import (
+    git_state,
+    read_metadata,
+    versions,
+    write_metadata,
+)
 
 
 class RunMetadata(Callback):

@@ -3,8 +3,6 @@ statistics and checkpointed collector state."""
 
 from __future__ import annotations
 
-from rl_lightning.errors import ConfigError
-
 import os
 from typing import TYPE_CHECKING, Any
 
@@ -14,6 +12,7 @@ from torch.utils.data import DataLoader
 
 from rl_lightning.data.collector import VectorCollector
 from rl_lightning.envs import EnvSpec, check_env_id, make_vector_env
+from rl_lightning.errors import ConfigError
 
 if TYPE_CHECKING:
     import gymnasium as gym

@@ -10,7 +10,12 @@ from typing import TYPE_CHECKING, Any
 import torch
 from tensordict import TensorDict
 from torch.utils.data import DataLoader, IterableDataset
-from torchrl.data import LazyMemmapStorage, LazyTensorStorage, RandomSampler, ReplayBuffer
+from torchrl.data import (
+    LazyMemmapStorage,
+    LazyTensorStorage,
+    RandomSampler,
+    ReplayBuffer,
+)
 
 from rl_lightning.data.base import EnvDataModule, identity_collate
 from rl_lightning.data.prioritized import PrioritizedSampler

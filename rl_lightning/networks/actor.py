@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from rl_lightning.errors import ConfigError
-
 from collections.abc import Callable
 from typing import Literal
 
@@ -12,6 +10,7 @@ from torch import nn
 from torch.distributions import Beta, Categorical, Distribution, Independent, Normal
 
 from rl_lightning.envs import EnvSpec
+from rl_lightning.errors import ConfigError
 
 #: A network builder: ``builder(in_features, out_features) -> nn.Module``.
 NetworkBuilder = Callable[[int, int], nn.Module]

@@ -31,7 +31,14 @@ from pathlib import Path
 from typing import Any
 
 from rl_lightning.errors import ConfigError
-from rl_lightning.runs.sweep_space import SweepSpec, cli_value, load_sweep, params_key, read_metadata, read_metric
+from rl_lightning.runs.sweep_space import (
+    SweepSpec,
+    cli_value,
+    load_sweep,
+    params_key,
+    read_metadata,
+    read_metric,
+)
 
 RUN_FOLDER = re.compile(r"^Run folder: (.+)$", re.MULTILINE)
 PRUNING = "rl_lightning.callbacks.pruning.OptunaPruning"

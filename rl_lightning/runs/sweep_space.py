@@ -334,7 +334,11 @@ def _plain(value: Any) -> bool:
 def optuna_distributions(params: list[Param]) -> dict[str, Any]:
     """Optuna distributions of the params (choices that are lists or mappings become their
     JSON text, see :func:`from_optuna`)."""
-    from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+    from optuna.distributions import (
+        CategoricalDistribution,
+        FloatDistribution,
+        IntDistribution,
+    )
 
     out: dict[str, Any] = {}
     for p in params:
