@@ -137,6 +137,7 @@ class RLCLI(LightningCLI):
         env_id = cfg.data.init_args.get("env_id") if cfg.data.get("init_args") else None
         if env_id:
             check_env_id(env_id)  # before a run folder exists: a bad id leaves nothing behind
+        _check_gradient_clipping(cfg)
         inherited = os.environ.get(RUN_DIR_ENV) if int(os.environ.get("LOCAL_RANK", 0)) > 0 else None
         if inherited:  # a DDP worker started by rank 0's launcher: share rank 0's run folder
             self.run_dir = Path(inherited)
@@ -181,6 +182,13 @@ class RLCLI(LightningCLI):
                 configured_callbacks = [configured_callbacks]
             kwargs["callbacks"] = [*configured_callbacks, NanGuard(), GracefulStop(), metadata]
         return super().instantiate_trainer(**kwargs)
+
+    def _instantiate_trainer(self, config: dict[str, Any], callbacks: list) -> Trainer:
+        """``--trainer.enable_progress_bar false`` drops the frame progress bar (Lightning
+        refuses a progress bar callback together with that flag)."""
+        if config.get("enable_progress_bar") is False:
+            callbacks = [c for c in callbacks if not isinstance(c, FrameProgressBar)]
+        return super()._instantiate_trainer(config, callbacks)
 
     def before_fit(self) -> None:
         """Send the whole resolved config to W&B (Lightning sends the model's hparams only)."""
@@ -275,6 +283,25 @@ def _evaluation_checkpoint(cfg: Namespace, experiment_dir: Path) -> str:
     if not Path(path).is_file():
         raise ConfigError(f"--ckpt_path {path}: no such checkpoint file.")
     return path
+
+
+def _check_gradient_clipping(cfg: Namespace) -> None:
+    """Off-policy algorithms optimize manually, where Lightning's clipping does not apply."""
+    if not cfg.trainer.get("gradient_clip_val"):
+        return
+    import importlib
+    import inspect
+
+    from rl_lightning.algorithms.offpolicy import OffPolicyModule
+
+    module_name, _, class_name = str(cfg.model.class_path).rpartition(".")
+    model_class = getattr(importlib.import_module(module_name), class_name, None)
+    if isinstance(model_class, type) and issubclass(model_class, OffPolicyModule):
+        hint = " use --model.init_args.max_grad_norm" if "max_grad_norm" in inspect.signature(model_class).parameters else ""
+        raise ConfigError(
+            f"trainer.gradient_clip_val: {model_class.__name__} updates with manual optimization, "
+            f"where Lightning's gradient clipping does not apply;{hint or ' remove it'}."
+        )
 
 
 def _default_experiment(cfg: Namespace) -> str:

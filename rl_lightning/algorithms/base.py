@@ -170,3 +170,21 @@ class RLModule(L.LightningModule):
                 f"this checkpoint holds a {info['algorithm']} model; it cannot be loaded into {mine}."
             )
         self.connect_spec(EnvSpec.from_dict(info["env_spec"]))
+        self._check_shapes(checkpoint.get("state_dict", {}))
+
+    def _check_shapes(self, saved: dict[str, torch.Tensor]) -> None:
+        """Refuse a checkpoint whose networks differ from the ones this config builds."""
+        mine = self.state_dict()
+        missing = sorted(set(mine) - set(saved))
+        extra = sorted(set(saved) - set(mine))
+        changed = [(k, tuple(saved[k].shape), tuple(v.shape)) for k, v in mine.items()
+                   if k in saved and tuple(saved[k].shape) != tuple(v.shape)]
+        if not (missing or extra or changed):
+            return
+        details = [f"{k}: checkpoint {a}, config {b}" for k, a, b in changed[:3]]
+        details += [f"{k}: only in the config" for k in missing[:3]] + [f"{k}: only in the checkpoint" for k in extra[:3]]
+        raise ConfigError(
+            f"the checkpoint's networks differ from the ones the config builds for {type(self).__name__} "
+            f"({'; '.join(details)}); resume with the run's own config (its config.yaml) or change "
+            "the network options (model.init_args) back."
+        )

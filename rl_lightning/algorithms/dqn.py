@@ -9,9 +9,11 @@ Run it::
 
     python -m rl_lightning fit --config configs/dqn.yaml
 
-One optimizer, so Lightning's automatic optimization applies (``--trainer.gradient_clip_val``
-clips). The TD target is written out on plain tensors for the same reason as PPO's loss
-(TorchRL's loss modules add TensorDict work per update; see the README).
+A round of updates follows each collection (see ``OffPolicyModule``); the target network
+is copied at the start of a round once ``target_update_interval`` frames have passed, so
+it stays fixed during the round and, without double Q-learning, the targets of the whole
+round come from one batched forward pass. The TD loss is written on plain tensors:
+``benchmarks/offpolicy_loss_speed.py`` measures TorchRL's ``DQNLoss`` slower per update.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from lightning.pytorch.cli import OptimizerCallable
 from torch.nn import functional as F
 
 from rl_lightning.algorithms.offpolicy import OffPolicyModule, frozen_copy, soft_update
+from rl_lightning.data.replay import UpdateRound
 from rl_lightning.envs import EnvSpec
 from rl_lightning.networks import MLP
 from rl_lightning.networks.actor import NetworkBuilder
@@ -49,6 +52,7 @@ class DQN(OffPolicyModule):
         exploration_final: epsilon after ``exploration_fraction`` of ``data.total_frames``.
         exploration_fraction: part of the frame budget over which epsilon decays linearly.
         loss: ``huber`` (smooth L1) or ``mse`` on the TD error.
+        max_grad_norm: clip the gradient's global norm to this; ``None`` does not clip.
     """
 
     action_kind = "discrete"
@@ -68,6 +72,7 @@ class DQN(OffPolicyModule):
         exploration_final: float = 0.05,
         exploration_fraction: float = 0.1,
         loss: Literal["huber", "mse"] = "huber",
+        max_grad_norm: float | None = 10.0,
     ) -> None:
         super().__init__()
         self.save_hyperparameters(ignore=["q_net", "optimizer"])
@@ -96,12 +101,17 @@ class DQN(OffPolicyModule):
         return hp.exploration_initial + progress * (hp.exploration_final - hp.exploration_initial)
 
     def act(self, obs: torch.Tensor, deterministic: bool = False) -> dict[str, torch.Tensor]:
-        """Greedy actions, or epsilon-greedy when exploring."""
-        action = self.q_values(self.flat_obs(obs)).argmax(-1)
-        if not deterministic:
-            explore = torch.rand(action.shape[0], device=action.device) < self.epsilon()
-            random = torch.randint(self.spec.n_actions, action.shape, device=action.device)
-            action = torch.where(explore, random, action)
+        """Greedy actions, or epsilon-greedy when exploring (no forward pass when every
+        environment explores, as during the early part of training)."""
+        obs = self.flat_obs(obs)
+        if deterministic:
+            action = self.q_values(obs).argmax(-1)
+            return {"action": action, "env_action": action}
+        n = obs.shape[0]
+        explore = torch.rand(n, device=obs.device) < self.epsilon()
+        action = torch.randint(self.spec.n_actions, (n,), device=obs.device)
+        if not bool(explore.all()):
+            action = torch.where(explore, action, self.q_values(obs).argmax(-1))
         return {"action": action, "env_action": action}
 
     def configure_optimizers(self):
@@ -114,32 +124,42 @@ class DQN(OffPolicyModule):
             group["lr"] = self.hparams.learning_rate
         return optimizer
 
-    def update(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    def start_round(self, round_: UpdateRound) -> None:
+        """Hard target copy when due; batched targets of the round when they cannot change."""
+        hp = self.hparams
+        if hp.target_update == "hard" and self.frames - int(self.target_copied_at) >= hp.target_update_interval:
+            self.q_target.load_state_dict(self.q.state_dict())
+            self.target_copied_at.fill_(self.frames)
+        if round_.stacked is not None and hp.target_update == "hard" and not hp.double_q:
+            next_obs = round_.stacked["next_observation"].to(self.device)
+            with torch.no_grad():
+                round_.stacked["next_q"] = self.q_values(self.flat_obs(next_obs), target=True).max(-1).values
+
+    def update(self, batch: dict[str, torch.Tensor], optimizers: list) -> dict[str, torch.Tensor]:
         """TD loss of a sampled minibatch (importance-weighted under prioritized replay)."""
         hp = self.hparams
-        obs, next_obs = self.flat_obs(batch["observation"]), self.flat_obs(batch["next_observation"])
+        obs = self.flat_obs(batch["observation"])
         q = self.q_values(obs).gather(-1, batch["action"].long().unsqueeze(-1)).squeeze(-1)
         with torch.no_grad():
-            next_target = self.q_values(next_obs, target=True)
-            if hp.double_q:
-                best = self.q_values(next_obs).argmax(-1, keepdim=True)
-                next_q = next_target.gather(-1, best).squeeze(-1)
-            else:
-                next_q = next_target.max(-1).values
+            next_q = batch.get("next_q")
+            if next_q is None:
+                next_obs = self.flat_obs(batch["next_observation"])
+                next_target = self.q_values(next_obs, target=True)
+                if hp.double_q:
+                    best = self.q_values(next_obs).argmax(-1, keepdim=True)
+                    next_q = next_target.gather(-1, best).squeeze(-1)
+                else:
+                    next_q = next_target.max(-1).values
             target = batch["reward"] + batch["discount"] * (1.0 - batch["terminated"]) * next_q
         td_error = q - target
         per_sample = F.smooth_l1_loss(q, target, reduction="none") if hp.loss == "huber" else td_error.pow(2)
         loss = (batch["weight"] * per_sample).mean()
-        self.trainer.datamodule.update_priorities(batch["index"], td_error)
-        return loss, {"loss/value": loss.detach(), "train/q_mean": q.detach().mean(),
-                      "train/epsilon": torch.tensor(self.epsilon())}
-
-    def on_train_batch_end(self, outputs, batch, batch_idx) -> None:
-        """Target network updates (after the optimizer step), then logging."""
-        hp = self.hparams
+        self.optimize(optimizers[0], loss, hp.max_grad_norm)
         if hp.target_update == "soft":
             soft_update(self.q_target, self.q, hp.tau)
-        elif self.frames - int(self.target_copied_at) >= hp.target_update_interval:
-            self.q_target.load_state_dict(self.q.state_dict())
-            self.target_copied_at.fill_(self.frames)
-        super().on_train_batch_end(outputs, batch, batch_idx)
+        self.trainer.datamodule.update_priorities(batch["index"], td_error)
+        return {"loss/value": loss.detach(), "train/q_mean": q.detach().mean()}
+
+    def round_metrics(self) -> dict[str, float]:
+        """The exploration rate."""
+        return {"train/epsilon": self.epsilon()}

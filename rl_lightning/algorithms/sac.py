@@ -83,7 +83,6 @@ class SAC(OffPolicyModule):
     ) -> None:
         super().__init__()
         self.save_hyperparameters(ignore=["actor_net", "critic_net"])
-        self.automatic_optimization = False
         self.actor_builder = actor_net or _default_net
         self.critic_builder = critic_net or _default_net
         self.log_alpha = nn.Parameter(torch.tensor(math.log(init_alpha)), requires_grad=learn_alpha)
@@ -122,9 +121,9 @@ class SAC(OffPolicyModule):
             adam(self, [self.log_alpha], lr),
         ]
 
-    def update(self, batch: dict[str, torch.Tensor]) -> tuple[None, dict[str, torch.Tensor]]:
+    def update(self, batch: dict[str, torch.Tensor], optimizers: list) -> dict[str, torch.Tensor]:
         """Critic, actor and temperature steps, then the target critics."""
-        critic_opt, actor_opt, alpha_opt = self.optimizers()
+        critic_opt, actor_opt, alpha_opt = optimizers
         obs, next_obs = self.flat_obs(batch["observation"]), self.flat_obs(batch["next_observation"])
         alpha = self.log_alpha.exp().detach()
         with torch.no_grad():
@@ -134,24 +133,18 @@ class SAC(OffPolicyModule):
         q1, q2 = self.critic(obs, batch["action"])
         weight = batch["weight"]
         critic_loss = 0.5 * (weight * ((q1 - target).pow(2) + (q2 - target).pow(2))).mean()
-        critic_opt.zero_grad()
-        self.manual_backward(critic_loss)
-        critic_opt.step()
+        self.optimize(critic_opt, critic_loss)
         self.trainer.datamodule.update_priorities(batch["index"], (q1 - target).detach())
 
         action, log_prob = self.sample(obs)
         self.critic.requires_grad_(False)  # the actor's gradient flows through the action only
         actor_loss = (alpha * log_prob - torch.min(*self.critic(obs, action))).mean()
-        actor_opt.zero_grad()
-        self.manual_backward(actor_loss)
-        actor_opt.step()
+        self.optimize(actor_opt, actor_loss)
         self.critic.requires_grad_(True)
 
         alpha_loss = -(self.log_alpha * (log_prob.detach() + self.target_entropy)).mean()
         if self.hparams.learn_alpha:
-            alpha_opt.zero_grad()
-            self.manual_backward(alpha_loss)
-            alpha_opt.step()
+            self.optimize(alpha_opt, alpha_loss)
         soft_update(self.critic_target, self.critic, self.hparams.tau)
-        return None, {"loss/value": critic_loss.detach(), "loss/policy": actor_loss.detach(),
+        return {"loss/value": critic_loss.detach(), "loss/policy": actor_loss.detach(),
                       "loss/alpha": alpha_loss.detach(), "train/alpha": alpha, "train/entropy": -log_prob.detach().mean()}

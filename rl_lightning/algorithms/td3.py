@@ -64,7 +64,6 @@ class TD3(OffPolicyModule):
     ) -> None:
         super().__init__()
         self.save_hyperparameters(ignore=["actor_net", "critic_net"])
-        self.automatic_optimization = False
         self.actor_builder = actor_net or _default_net
         self.critic_builder = critic_net or _default_net
 
@@ -87,10 +86,10 @@ class TD3(OffPolicyModule):
         lr = self.hparams.learning_rate
         return [adam(self, self.critic.parameters(), lr), adam(self, self.actor.parameters(), lr)]
 
-    def update(self, batch: dict[str, torch.Tensor]) -> tuple[None, dict[str, torch.Tensor]]:
+    def update(self, batch: dict[str, torch.Tensor], optimizers: list) -> dict[str, torch.Tensor]:
         """Critic step; every ``policy_delay`` updates an actor step and target updates."""
         hp = self.hparams
-        critic_opt, actor_opt = self.optimizers()
+        critic_opt, actor_opt = optimizers
         obs, next_obs = self.flat_obs(batch["observation"]), self.flat_obs(batch["next_observation"])
         with torch.no_grad():
             noise = (torch.randn_like(batch["action"]) * hp.target_noise).clamp(-hp.target_noise_clip, hp.target_noise_clip)
@@ -99,20 +98,16 @@ class TD3(OffPolicyModule):
             target = batch["reward"] + batch["discount"] * (1.0 - batch["terminated"]) * next_q
         q1, q2 = self.critic(obs, batch["action"])
         critic_loss = (batch["weight"] * ((q1 - target).pow(2) + (q2 - target).pow(2))).mean()
-        critic_opt.zero_grad()
-        self.manual_backward(critic_loss)
-        critic_opt.step()
+        self.optimize(critic_opt, critic_loss)
         self.trainer.datamodule.update_priorities(batch["index"], (q1 - target).detach())
         stats = {"loss/value": critic_loss.detach()}
-        if (int(self.updates) + 1) % hp.policy_delay == 0:
+        if (self.update_count + 1) % hp.policy_delay == 0:
             self.critic.requires_grad_(False)  # the actor's gradient flows through the action only
             actor_loss = -self.critic(obs, torch.tanh(self.actor(obs)))[0].mean()
-            actor_opt.zero_grad()
-            self.manual_backward(actor_loss)
-            actor_opt.step()
+            self.optimize(actor_opt, actor_loss)
             self.critic.requires_grad_(True)
             soft_update(self.critic_target, self.critic, hp.tau)
             soft_update(self.actor_target, self.actor, hp.tau)
             self._last_actor_loss = actor_loss.detach()
         stats["loss/policy"] = getattr(self, "_last_actor_loss", torch.tensor(0.0))
-        return None, stats
+        return stats

@@ -68,21 +68,47 @@ def n_step_transitions(batch: TensorDict, n: int, gamma: float) -> dict[str, tor
     }
 
 
+class UpdateRound:
+    """The minibatches of one round of updates, the one that follows a collection.
+
+    Uniform replay draws the indices of the whole round at once and gathers them from the
+    storage in one indexing call (:attr:`stacked`, tensors ``[updates, batch_size, ...]``):
+    the buffer does not change during a round, so this is the same distribution as sampling
+    before every update, and ``benchmarks/replay_sample_speed.py`` measures it several times
+    faster than calling ``ReplayBuffer.sample`` per update. Prioritized replay samples before
+    each update, since every update changes the priorities.
+    """
+
+    def __init__(self, datamodule: "ReplayDataModule", updates: int) -> None:
+        self.datamodule = datamodule
+        self.updates = updates
+        #: the round's minibatches stacked (uniform replay), else ``None``
+        self.stacked = None if datamodule.prioritized else datamodule.sample_round(updates)
+
+    def __len__(self) -> int:
+        return self.updates
+
+    def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
+        for update in range(self.updates):
+            if self.stacked is None:
+                yield self.datamodule.sample()
+            else:
+                yield {key: value[update] for key, value in self.stacked.items()}
+
+
 class ReplayStream(IterableDataset):
-    """Endless stream of ``(sampled batch, is_last_update_of_this_collection)``."""
+    """Endless stream of update rounds, one per collection once warm-up is over."""
 
     def __init__(self, datamodule: "ReplayDataModule") -> None:
         self.datamodule = datamodule
 
-    def __iter__(self) -> Iterator[tuple[dict[str, torch.Tensor], bool]]:
+    def __iter__(self) -> Iterator[UpdateRound]:
         dm = self.datamodule
         batches = iter(dm.collector)  # applies random states restored from a checkpoint first
         while True:
             dm.add(next(batches))
-            if dm.frames < dm.init_random_frames:
-                continue
-            for update in range(dm.updates_per_batch):
-                yield dm.sample(), update == dm.updates_per_batch - 1
+            if dm.frames >= dm.init_random_frames:
+                yield UpdateRound(dm, dm.updates_per_batch)
 
 
 class ReplayDataModule(EnvDataModule):
@@ -188,6 +214,15 @@ class ReplayDataModule(EnvDataModule):
         out["index"] = torch.as_tensor(info["index"])
         weight = info.get("_weight")
         out["weight"] = torch.as_tensor(weight, dtype=torch.float32) if weight is not None else torch.ones(len(out["reward"]))
+        return out
+
+    def sample_round(self, updates: int) -> dict[str, torch.Tensor]:
+        """``updates`` uniform minibatches at once, stacked: ``[updates, batch_size, ...]``."""
+        index = torch.randint(len(self.buffer), (updates, self.batch_size))
+        data = self.buffer.storage.get(index.reshape(-1))
+        out = {key: data[key].reshape(updates, self.batch_size, *data[key].shape[1:]) for key in KEYS}
+        out["index"] = index
+        out["weight"] = torch.ones(updates, self.batch_size)
         return out
 
     def update_priorities(self, index: torch.Tensor, td_error: torch.Tensor) -> None:

@@ -29,21 +29,22 @@ def test_dqn_hard_target_copies_every_interval_of_frames(tmp_path):
     data = ReplayDataModule("CartPole-v1", frames_per_batch=16, updates_per_batch=4, batch_size=16,
                             init_random_frames=32, total_frames=96)
     model = DQN(target_update_interval=32, learning_rate=1e-2)
-    copies = []
+    rounds = []
 
-    def same():
-        return all(torch.equal(a, b) for a, b in zip(model.q.parameters(), model.q_target.parameters()))
-
-    class Spy(L.Callback):  # before each update: the state the previous update left
+    class Spy(L.Callback):  # one training step = one collection and its 4 updates
         def on_train_batch_start(self, trainer, pl_module, *args):
-            copies.append((int(pl_module.updates), same()))
+            self.before = [p.detach().clone() for p in pl_module.q.parameters()]
+
+        def on_train_batch_end(self, trainer, pl_module, *args):
+            copied = all(torch.equal(a, b) for a, b in zip(self.before, pl_module.q_target.parameters()))
+            rounds.append((pl_module.frames, int(pl_module.updates), copied))
 
     trainer(tmp_path, [Spy()]).fit(model, datamodule=data)
-    # updates start once 32 random frames are in; 5 collections of 16 frames x 4 updates follow;
-    # a copy follows the first update once 32 frames passed since the last: at 32, 64 and 96 frames
-    assert len(copies) == 20
-    assert [n for n, equal in copies if equal] == [0, 1, 9, 17]
-    assert int(model.updates) == 20 and not same()
+    # updates start once 32 random frames are in; at the start of a round, the target becomes
+    # the online network when 32 frames have passed since the last copy: at 32, 64 and 96
+    assert [(f, n) for f, n, _ in rounds] == [(32, 4), (48, 8), (64, 12), (80, 16), (96, 20)]
+    assert [f for f, _, copied in rounds if copied] == [32, 64, 96]
+    assert not all(torch.equal(a, b) for a, b in zip(model.q.parameters(), model.q_target.parameters()))
 
 
 @pytest.mark.parametrize("algorithm, env_id, message", [
@@ -96,3 +97,31 @@ def test_replay_spec_helpers():
     assert spec.scale_action(torch.tensor([[-1.0, 1.0]])).tolist() == [[-2.0, 1.0]]
     random = spec.random_actions(5)
     assert random["action"].shape == (5, 2) and (random["action"].abs() <= 1).all()
+
+
+def test_dqn_batched_round_targets_equal_per_update_targets(tmp_path):
+    """Without double Q, the targets of a round come from one forward pass; they must be the
+    per-minibatch targets."""
+    L.seed_everything(0)
+    data = ReplayDataModule("CartPole-v1", frames_per_batch=64, updates_per_batch=8, batch_size=16,
+                            init_random_frames=64, total_frames=128)
+    model = DQN(double_q=False, target_update_interval=1)
+    checked = []
+
+    class Check(L.Callback):
+        def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+            stacked = pl_module._last_round.stacked
+            for u in range(8):
+                with torch.no_grad():
+                    expected = pl_module.q_values(stacked["next_observation"][u], target=True).max(-1).values
+                assert torch.allclose(stacked["next_q"][u], expected, atol=1e-5)
+            checked.append(True)
+
+    original = model.start_round
+
+    def keep(round_):
+        original(round_)
+        model._last_round = round_
+    model.start_round = keep
+    trainer(tmp_path, [Check()]).fit(model, datamodule=data)
+    assert checked == [True, True]

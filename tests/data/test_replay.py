@@ -5,7 +5,7 @@ from tensordict import TensorDict
 from torchrl.data import LazyTensorStorage, ReplayBuffer
 
 from rl_lightning.data.prioritized import PrioritizedSampler
-from rl_lightning.data.replay import n_step_transitions
+from rl_lightning.data.replay import ReplayDataModule, UpdateRound, n_step_transitions
 
 
 def test_prioritized_sampling_follows_priorities_with_correct_weights():
@@ -60,3 +60,27 @@ def test_n_step_returns_match_a_hand_computation():
     one = n_step_transitions(batch, n=1, gamma=g)
     assert one["reward"].tolist() == reward[0].tolist() and one["discount"].tolist() == [g] * 5
     assert np.allclose(one["next_observation"][:, 0].numpy(), next_obs[0, :, 0].numpy())
+
+
+def test_a_round_of_uniform_minibatches_keeps_transitions_whole():
+    """The round's minibatches are stacked [updates, batch] and each row is one stored transition."""
+    data = ReplayDataModule("CartPole-v1", batch_size=32, buffer_size=50)
+    data.buffer = ReplayBuffer(storage=LazyTensorStorage(50), batch_size=32)
+    n = 40
+    ids = torch.arange(n, dtype=torch.float32)
+    data.buffer.extend(TensorDict({
+        "observation": ids.unsqueeze(-1).expand(n, 4).clone(), "action": torch.arange(n),
+        "reward": ids * 10, "next_observation": (ids + 1).unsqueeze(-1).expand(n, 4).clone(),
+        "terminated": torch.zeros(n), "discount": torch.full((n,), 0.99)}, [n]))
+    torch.manual_seed(0)
+    rounds = UpdateRound(data, updates=200)
+    assert rounds.stacked["observation"].shape == (200, 32, 4) and rounds.stacked["reward"].shape == (200, 32)
+    minibatches = list(rounds)
+    assert len(minibatches) == 200
+    for batch in minibatches[:5]:
+        assert torch.equal(batch["observation"][:, 0], batch["action"].float())
+        assert torch.equal(batch["reward"], batch["action"].float() * 10)
+        assert torch.equal(batch["next_observation"][:, 0], batch["action"].float() + 1)
+        assert torch.equal(batch["index"], batch["action"]) and torch.equal(batch["weight"], torch.ones(32))
+    counts = torch.bincount(rounds.stacked["action"].flatten(), minlength=n).float()
+    assert counts.min() > 0.7 * counts.mean() and counts.max() < 1.3 * counts.mean()  # uniform over the 40 stored
