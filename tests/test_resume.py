@@ -2,12 +2,30 @@
 
 import csv
 
+from pathlib import Path
+
+import pytest
 import torch
 
 from tests.test_cli import PPO, run_cli
 
-COMMON = ["--config", PPO, "--data.total_frames", "3072", "--evaluation.every_frames", "1024",
-          "--evaluation.episodes", "2", "--checkpoint.every_frames", "1024", "--progress_bar.refresh_rate", "0"]
+ROOT = Path(__file__).resolve().parent.parent
+QUIET = ["--progress_bar.refresh_rate", "0", "--evaluation.episodes", "2"]
+DQN = ["--config", str(ROOT / "configs" / "dqn.yaml"), "--data.total_frames", "1536", "--data.frames_per_batch", "128",
+       "--data.updates_per_batch", "16", "--data.batch_size", "32", "--data.init_random_frames", "256",
+       "--evaluation.every_frames", "512", "--checkpoint.every_frames", "512", *QUIET]
+#: (command line, frame to stop at and resume from, the data module's key in checkpoints)
+CASES = {
+    "ppo": (["--config", PPO, "--data.total_frames", "3072", "--evaluation.every_frames", "1024",
+             "--checkpoint.every_frames", "1024", *QUIET], 2048, "OnPolicyDataModule"),
+    "dqn": (DQN, 1024, "ReplayDataModule"),
+    # prioritized replay (sampler state), 3-step returns, memory-mapped buffer (snapshot folder)
+    "dqn-per-nstep-memmap": ([*DQN, "--data.prioritized", "true", "--data.n_step", "3", "--data.memmap", "true",
+                              "--model.double_q", "true"], 1024, "ReplayDataModule"),
+    "sac": (["--config", str(ROOT / "configs" / "sac.yaml"), "--data.total_frames", "480", "--data.frames_per_batch", "4",
+             "--data.updates_per_batch", "4", "--data.batch_size", "64", "--evaluation.every_frames", "160",
+             "--checkpoint.every_frames", "160", *QUIET], 320, "ReplayDataModule"),
+}
 
 
 def metric_rows(run):
@@ -15,19 +33,25 @@ def metric_rows(run):
     return [{k: v for k, v in row.items() if not k.startswith("time/")} for row in rows]
 
 
-def test_resumed_ppo_run_equals_the_uninterrupted_one(in_tmp):
-    run_cli("fit", *COMMON, "--experiment", "straight")
-    run_cli("fit", *COMMON, "--experiment", "resumed", "--trainer.callbacks+=rl_lightning.callbacks.FrameLimit",
-            "--trainer.callbacks.frames", "2048")  # an evaluation point of both runs
-    run_cli("fit", *COMMON, "--experiment", "resumed", "--ckpt_path", "last")
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_resumed_run_equals_the_uninterrupted_one(in_tmp, case):
+    common, stop, data_key = CASES[case]
+    run_cli("fit", *common, "--experiment", "straight")
+    run_cli("fit", *common, "--experiment", "resumed", "--trainer.callbacks+=rl_lightning.callbacks.FrameLimit",
+            "--trainer.callbacks.frames", str(stop))  # an evaluation point of both runs
+    run_cli("fit", *common, "--experiment", "resumed", "--ckpt_path", "last")
     (straight,) = (in_tmp / "experiments" / "straight").iterdir()
     (resumed,) = (in_tmp / "experiments" / "resumed").iterdir()
     a = torch.load(straight / "checkpoints" / "last.ckpt", weights_only=True)
     b = torch.load(resumed / "checkpoints" / "last.ckpt", weights_only=True)
-    assert a["OnPolicyDataModule"]["frames"] == b["OnPolicyDataModule"]["frames"] == 3072
+    total = int(common[common.index("--data.total_frames") + 1])
+    assert a[data_key]["frames"] == b[data_key]["frames"] == total
     assert a["state_dict"].keys() == b["state_dict"].keys()
     for key in a["state_dict"]:
         assert torch.equal(a["state_dict"][key], b["state_dict"][key]), key
     rows_a, rows_b = metric_rows(straight), metric_rows(resumed)
     assert [r["frames"] for r in rows_a] == [r["frames"] for r in rows_b]
     assert rows_a == rows_b  # every logged value, evaluations included
+    if "--data.memmap" in common:  # the checkpoint names a snapshot of the buffer inside the run
+        assert (resumed / b[data_key]["buffer_dir"]).parent == resumed / "checkpoints" / "replay"
+        assert len(list((resumed / "checkpoints" / "replay").iterdir())) <= 2

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import os
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -134,8 +136,10 @@ class ReplayDataModule(EnvDataModule):
         alpha: prioritization exponent.
         beta: initial importance-sampling exponent, annealed linearly to 1 over ``total_frames``.
         n_step: steps of the multi-step return (1 = one-step TD).
-        memmap: keep the buffer in memory-mapped files (large buffers) instead of RAM.
-        scratch_dir: folder of the memory-mapped files; ``None`` is ``<run>/replay``.
+        memmap: keep the buffer in memory-mapped files (large buffers) instead of RAM;
+            checkpoints then refer to a copy in ``<run>/checkpoints/replay/``.
+        scratch_dir: folder of the live memory-mapped files (``<scratch_dir>/live-rank<N>``,
+            replaced when a process starts); ``None`` is ``<run>/replay``.
     """
 
     def __init__(
@@ -184,8 +188,12 @@ class ReplayDataModule(EnvDataModule):
         self.spec = agent.spec
         if self.buffer is None:
             if self.memmap:
-                root = self.scratch_dir or str(Path(self.trainer.default_root_dir if self.trainer else ".") / "replay")
-                storage = LazyMemmapStorage(self.buffer_size, scratch_dir=root)
+                # the live files: scratch, rewritten from a checkpoint's snapshot on resume
+                root = Path(self.scratch_dir or Path(self.trainer.default_root_dir if self.trainer else ".") / "replay")
+                live = root / (f"live-rank{self.trainer.global_rank}" if self.trainer is not None else "live")
+                if live.is_dir():
+                    shutil.rmtree(live)  # left by an interrupted process of this run
+                storage = LazyMemmapStorage(self.buffer_size, scratch_dir=str(live))
             else:
                 storage = LazyTensorStorage(self.buffer_size)
             sampler = PrioritizedSampler(self.buffer_size, self.alpha, self.beta) if self.prioritized else RandomSampler()
@@ -237,16 +245,58 @@ class ReplayDataModule(EnvDataModule):
         return DataLoader(ReplayStream(self), batch_size=None, collate_fn=identity_collate, num_workers=0)
 
     def state_dict(self) -> dict[str, Any]:
-        """Collector state plus the replay buffer's contents (in RAM buffers) or its folder."""
+        """Collector state plus the replay buffer: its contents (in-memory buffers) or, for
+        memory-mapped ones, the folder of a snapshot taken now (see :meth:`snapshot`)."""
         state = super().state_dict()
-        if self.buffer is not None and not self.memmap:
-            state["buffer"] = self.buffer.state_dict()
+        rank = self.trainer.global_rank if self.trainer is not None else 0
+        if self.buffer is not None and len(self.buffer.storage) > 0 and rank == 0:  # rank 0's is the one saved
+            if self.memmap:
+                state["buffer_dir"] = str(self.snapshot().relative_to(self._run_dir()))  # the run folder can move
+            else:
+                state["buffer"] = self.buffer.state_dict()
         return state
+
+    def snapshot(self) -> Path:
+        """Copy the memory-mapped buffer to ``<run>/checkpoints/replay/frames-<N>`` (written to a
+        temporary folder, then renamed) and return that folder.
+
+        The live files keep changing after a checkpoint, so a checkpoint refers to a copy of
+        the buffer as it was when the checkpoint was taken. The two newest copies are kept:
+        the one of this checkpoint and the one of the previous, which ``last.ckpt`` still
+        names if writing this checkpoint is interrupted.
+        """
+        root = self._run_dir() / "checkpoints" / "replay"
+        target = root / f"frames-{self.frames}"
+        if not target.is_dir():  # best.ckpt and last.ckpt of the same moment share one copy
+            tmp = root / f".frames-{self.frames}.tmp"
+            if tmp.exists():
+                shutil.rmtree(tmp)
+            tmp.mkdir(parents=True)
+            self.buffer.dumps(tmp)
+            os.replace(tmp, target)
+            snapshots = sorted(root.glob("frames-*"), key=lambda d: int(d.name.split("-")[1]))
+            for old in snapshots[:-2]:
+                shutil.rmtree(old, ignore_errors=True)
+        return target
+
+    def _run_dir(self) -> Path:
+        return Path(self.trainer.default_root_dir if self.trainer is not None else ".").resolve()
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Restore the collector and the buffer."""
         state_dict = dict(state_dict)
         buffer_state = state_dict.pop("buffer", None)
+        buffer_dir = state_dict.pop("buffer_dir", None)
         super().load_state_dict(state_dict)
-        if buffer_state is not None and self.buffer is not None:
+        if self.buffer is None:
+            return
+        if buffer_state is not None:
             self.buffer.load_state_dict(buffer_state)
+        elif buffer_dir is not None:
+            buffer_dir = self._run_dir() / buffer_dir
+            if not buffer_dir.is_dir():
+                raise ConfigError(
+                    f"the checkpoint's replay buffer snapshot {buffer_dir} is missing (only the two newest are "
+                    "kept): resume from the run's last.ckpt."
+                )
+            self.buffer.loads(buffer_dir)
