@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import torch
+
 from tests.test_cli import PPO
 
 
@@ -55,3 +57,23 @@ def test_two_nodes_as_local_processes(in_tmp):
     rows = list(csv.DictReader(open(run / "metrics.csv")))
     assert [float(r["frames"]) for r in rows] == [512.0 * i for i in range(1, 5)]
     assert json.loads((run / "metadata.json").read_text())["world_size"] == 2
+
+
+def test_ddp_off_policy_run_resumes_from_its_checkpoint(in_tmp):
+    """DQN on two CPU processes (a replay buffer per rank), stopped at its budget, continued
+    with a larger one from ``--ckpt_path last``: one run folder, no repeated or missing rows."""
+    root = Path(__file__).resolve().parent.parent
+    base = [sys.executable, "-m", "rl_lightning", "fit", "--config", str(root / "configs" / "dqn.yaml"),
+            "--data.frames_per_batch", "128", "--data.updates_per_batch", "8", "--data.init_random_frames", "256",
+            "--evaluation.every_frames", "512", "--evaluation.episodes", "2", "--progress_bar.refresh_rate", "0",
+            "--experiment", "ddp-dqn", "--trainer.accelerator", "cpu", "--trainer.devices", "2", "--trainer.strategy", "ddp"]
+    for extra in (["--data.total_frames", "1024"], ["--data.total_frames", "2048", "--ckpt_path", "last"]):
+        result = subprocess.run(base + extra, capture_output=True, text=True, timeout=300, env={**os.environ})
+        assert result.returncode == 0, result.stderr[-3000:]
+    (run,) = (in_tmp / "experiments" / "ddp-dqn").iterdir()
+    rows = list(csv.DictReader(open(run / "metrics.csv")))
+    assert [float(r["frames"]) for r in rows] == [256.0 * i for i in range(1, 9)]  # 128 per rank per row
+    assert [r["frames"] for r in rows if r["eval/return_mean"]] == ["512.0", "1024.0", "1536.0", "2048.0"]
+    ckpt = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)
+    assert ckpt["ReplayDataModule"]["frames"] == 1024  # per rank: 2048 over both
+    assert json.loads((run / "metadata.json").read_text())["status"] == "finished"

@@ -109,3 +109,18 @@ def test_bf16_mixed_precision_trains(in_tmp):
     run_cli("fit", "--config", PPO, *TINY, "--trainer.precision", "bf16-mixed")
     (run,) = (in_tmp / "experiments" / "ppo-CartPole-v1").iterdir()
     assert json.loads((run / "metadata.json").read_text())["status"] == "finished"
+
+
+def test_resume_with_other_network_shapes_is_refused(in_tmp, capsys):
+    run_cli("fit", "--config", PPO, *TINY)
+    (run,) = (in_tmp / "experiments" / "ppo-CartPole-v1").iterdir()
+    before = (run / "checkpoints" / "last.ckpt").read_bytes()
+    wider = "{class_path: rl_lightning.networks.MLP, init_args: {hidden_sizes: [32, 32]}}"
+    with pytest.raises(SystemExit) as exit_:
+        run_cli("fit", "--config", PPO, *TINY, "--data.total_frames", "4096", "--model.critic_net", wider,
+                "--ckpt_path", "last")
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert "networks differ" in err and "critic" in err and "(32, 4)" in err
+    assert (run / "checkpoints" / "last.ckpt").read_bytes() == before  # the run's checkpoint is untouched
+    assert json.loads((run / "metadata.json").read_text())["status"] == "finished"

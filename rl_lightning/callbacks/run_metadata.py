@@ -53,6 +53,7 @@ class RunMetadata(Callback):
 
     @override
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._started = True
         previous = read_metadata(self.run_dir)
         datamodule = trainer.datamodule
         self._update(
@@ -80,6 +81,8 @@ class RunMetadata(Callback):
 
     @override
     def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
+        if not getattr(self, "_started", False):
+            return  # refused before training (e.g. a checkpoint that does not fit): the run is as it was
         status = "interrupted" if isinstance(exception, (KeyboardInterrupt, SystemExit)) else "failed"
         self._update(trainer, status=status, error=f"{type(exception).__name__}: {exception}",
                      **self._results(trainer, pl_module))
