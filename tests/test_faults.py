@@ -105,10 +105,18 @@ def test_sigkill_at_random_moments_loses_at_most_one_checkpoint_interval(in_tmp)
     assert json.loads((run / "metadata.json").read_text())["status"] == "finished"
 
 
-def test_bf16_mixed_precision_trains(in_tmp):
-    run_cli("fit", "--config", PPO, *TINY, "--trainer.precision", "bf16-mixed")
-    (run,) = (in_tmp / "experiments" / "ppo-CartPole-v1").iterdir()
+@pytest.mark.parametrize("algorithm", ["ppo", "sac"])
+def test_bf16_mixed_precision_trains(in_tmp, algorithm):
+    if algorithm == "ppo":
+        run_cli("fit", "--config", PPO, *TINY, "--trainer.precision", "bf16-mixed")
+    else:  # SAC's squashed log-probabilities stay finite in bf16 (they are computed in float32)
+        run_cli("fit", "--config", PPO.replace("ppo.yaml", "sac.yaml"), "--data.total_frames", "400",
+                "--data.frames_per_batch", "4", "--data.updates_per_batch", "4", "--evaluation.every_frames", "400",
+                "--evaluation.episodes", "1", "--progress_bar.refresh_rate", "0", "--trainer.precision", "bf16-mixed")
+    (run,) = (in_tmp / "experiments" / f"{algorithm}-{'CartPole' if algorithm == 'ppo' else 'Pendulum'}-v1").iterdir()
     assert json.loads((run / "metadata.json").read_text())["status"] == "finished"
+    ckpt = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)
+    assert all(torch.isfinite(v).all() for v in ckpt["state_dict"].values())
 
 
 def test_resume_with_other_network_shapes_is_refused(in_tmp, capsys):

@@ -8,7 +8,7 @@ Run it::
 
     python -m rl_lightning fit --config configs/td3.yaml
 
-Two optimizers: manual optimization; losses on plain tensors (see ``sac.py``).
+Two optimizers: manual optimization; losses on plain tensors (see ``sac.py`` for why).
 """
 
 from __future__ import annotations
