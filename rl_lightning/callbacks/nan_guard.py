@@ -40,9 +40,12 @@ class NanGuard(Callback):
             if not math.isfinite(float(value)):
                 self._fail(trainer, f"metric {key} is {float(value)}", frames)
         if self.check_parameters:
-            for name, param in pl_module.named_parameters():
-                if not torch.isfinite(param).all():
-                    self._fail(trainer, f"parameter {name} holds NaN/Inf", frames)
+            params = [p.detach() for p in pl_module.parameters()]
+            # one fused pass (a norm is NaN/Inf when any element is); names are looked up only then
+            if params and not bool(torch.stack(torch._foreach_norm(params)).isfinite().all()):
+                for name, param in pl_module.named_parameters():
+                    if not torch.isfinite(param).all():
+                        self._fail(trainer, f"parameter {name} holds NaN/Inf", frames)
 
     @staticmethod
     def _fail(trainer: L.Trainer, what: str, frames: int | None) -> None:

@@ -39,6 +39,16 @@ def n_step_transitions(batch: TensorDict, n: int, gamma: float) -> dict[str, tor
     ``discount = gamma^m``, where ``m <= n`` stops at the end of the episode and at the end
     of the batch (the transition then bootstraps earlier, as TorchRL's ``MultiStep`` does).
     """
+    flat = lambda x: x.reshape(-1, *x.shape[2:])  # noqa: E731
+    if n == 1:  # one-step transitions are the collected steps themselves
+        return {
+            "observation": flat(batch["observation"]),
+            "action": flat(batch["action"]),
+            "reward": flat(batch["next", "reward"].squeeze(-1)),
+            "next_observation": flat(batch["next", "observation"]),
+            "terminated": flat(batch["next", "terminated"].squeeze(-1)).float(),
+            "discount": torch.full((batch.numel(),), gamma),
+        }
     reward = batch["next", "reward"].squeeze(-1)
     done = batch["next", "done"].squeeze(-1)
     terminated = batch["next", "terminated"].squeeze(-1)
@@ -59,7 +69,6 @@ def n_step_transitions(batch: TensorDict, n: int, gamma: float) -> dict[str, tor
         out_term = torch.where(take, terminated[:, idx], out_term)
         out_discount = torch.where(take, out_discount * gamma, out_discount)
         alive = take & ~done[:, idx]
-    flat = lambda x: x.reshape(envs * steps, *x.shape[2:])  # noqa: E731
     return {
         "observation": flat(batch["observation"]),
         "action": flat(batch["action"]),
