@@ -24,7 +24,7 @@ import torch
 from lightning.pytorch.cli import OptimizerCallable
 from torch.nn import functional as F
 
-from rl_lightning.algorithms.offpolicy import OffPolicyModule, frozen_copy, soft_update
+from rl_lightning.algorithms.offpolicy import OffPolicyModule, adam, frozen_copy, soft_update
 from rl_lightning.data.replay import UpdateRound
 from rl_lightning.envs import EnvSpec
 from rl_lightning.networks import MLP
@@ -38,6 +38,7 @@ class DQN(OffPolicyModule):
         q_net: builder of the Q network ``(in_features, out_features) -> nn.Module``;
             ``None`` is an MLP (256, 256, ReLU).
         learning_rate: optimizer learning rate.
+        adam_eps: Adam's epsilon (Stable-Baselines3 uses 1e-5).
         optimizer: optimizer factory; ``None`` is Adam (fused).
         gamma: discount factor.
         double_q: pick the next action with the online network, evaluate it with the target.
@@ -61,6 +62,7 @@ class DQN(OffPolicyModule):
         self,
         q_net: NetworkBuilder | None = None,
         learning_rate: float = 1e-4,
+        adam_eps: float = 1e-8,
         optimizer: OptimizerCallable | None = None,
         gamma: float = 0.99,
         double_q: bool = True,
@@ -117,8 +119,7 @@ class DQN(OffPolicyModule):
     def configure_optimizers(self):
         """Adam (or the configured optimizer)."""
         if self.optimizer_factory is None:
-            fused = "mixed" not in str(self.trainer.precision) if self._trainer is not None else True
-            return torch.optim.Adam(self.q.parameters(), lr=self.hparams.learning_rate, fused=fused)
+            return adam(self, self.q.parameters(), self.hparams.learning_rate)
         optimizer = self.optimizer_factory(self.q.parameters())
         for group in optimizer.param_groups:
             group["lr"] = self.hparams.learning_rate

@@ -59,6 +59,7 @@ class SAC(OffPolicyModule):
             and log std); ``None`` is an MLP (256, 256, ReLU).
         critic_net: builder of each Q network ``(obs_dim + action_dim, 1)``.
         learning_rate: learning rate of the actor, critics and temperature.
+        adam_eps: Adam's epsilon (Stable-Baselines3 uses 1e-5).
         gamma: discount factor.
         tau: Polyak coefficient of the target critics.
         init_alpha: initial entropy temperature.
@@ -75,6 +76,7 @@ class SAC(OffPolicyModule):
         actor_net: NetworkBuilder | None = None,
         critic_net: NetworkBuilder | None = None,
         learning_rate: float = 3e-4,
+        adam_eps: float = 1e-8,
         gamma: float = 0.99,
         tau: float = 0.005,
         init_alpha: float = 1.0,
@@ -96,23 +98,27 @@ class SAC(OffPolicyModule):
         self.critic_target = frozen_copy(self.critic)
         self.target_entropy = self.hparams.target_entropy if self.hparams.target_entropy is not None else -float(spec.action_dim)
 
-    def sample(self, obs: torch.Tensor, deterministic: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
-        """Squashed actions in [-1, 1] and their log-probabilities."""
+    def sample(
+        self, obs: torch.Tensor, deterministic: bool = False, with_log_prob: bool = True
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Squashed actions in [-1, 1] and their log-probabilities (``None`` unless asked)."""
         mean, log_std = self.actor(obs).float().chunk(2, -1)  # float32 also under mixed precision
         if deterministic:
-            return torch.tanh(mean), torch.zeros(mean.shape[:-1], device=mean.device)
-        std = log_std.clamp(self.hparams.log_std_min, self.hparams.log_std_max).exp()
+            return torch.tanh(mean), (torch.zeros(mean.shape[:-1], device=mean.device) if with_log_prob else None)
+        log_std = log_std.clamp(self.hparams.log_std_min, self.hparams.log_std_max)
         noise = torch.randn_like(mean)
-        pre_tanh = mean + std * noise
+        pre_tanh = mean + log_std.exp() * noise
         action = torch.tanh(pre_tanh)
-        log_prob = (-0.5 * noise.pow(2) - std.log() - 0.5 * math.log(2 * math.pi)).sum(-1)
+        if not with_log_prob:
+            return action, None
+        log_prob = (-0.5 * noise.pow(2) - log_std - 0.5 * math.log(2 * math.pi)).sum(-1)
         # log(1 - tanh(u)^2) written without cancellation: finite for any u
         log_prob = log_prob - (2.0 * (math.log(2.0) - pre_tanh - F.softplus(-2.0 * pre_tanh))).sum(-1)
         return action, log_prob
 
     def act(self, obs: torch.Tensor, deterministic: bool = False) -> dict[str, torch.Tensor]:
         """Actions in [-1, 1] (``action``) and in the environment's bounds (``env_action``)."""
-        action, _ = self.sample(self.flat_obs(obs), deterministic)
+        action, _ = self.sample(self.flat_obs(obs), deterministic, with_log_prob=False)
         return {"action": action, "env_action": self.spec.scale_action(action)}
 
     def configure_optimizers(self):

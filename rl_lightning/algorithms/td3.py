@@ -40,6 +40,7 @@ class TD3(OffPolicyModule):
             ``None`` is an MLP (400, 300, ReLU).
         critic_net: builder of each Q network ``(obs_dim + action_dim, 1)``.
         learning_rate: learning rate of actor and critics.
+        adam_eps: Adam's epsilon (Stable-Baselines3 uses 1e-5).
         gamma: discount factor.
         tau: Polyak coefficient of the targets.
         policy_delay: critic updates per actor (and target) update.
@@ -55,6 +56,7 @@ class TD3(OffPolicyModule):
         actor_net: NetworkBuilder | None = None,
         critic_net: NetworkBuilder | None = None,
         learning_rate: float = 1e-3,
+        adam_eps: float = 1e-8,
         gamma: float = 0.99,
         tau: float = 0.005,
         policy_delay: int = 2,
