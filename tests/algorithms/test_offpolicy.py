@@ -63,9 +63,13 @@ def test_dqn_learns_the_better_action(tmp_path):
     data = ReplayDataModule("tests.helpers.envs:Countdown-v0", frames_per_batch=32, updates_per_batch=16,
                             batch_size=32, init_random_frames=64, total_frames=640, prioritized=True, n_step=2)
     model = DQN(learning_rate=3e-3, gamma=0.5, target_update_interval=20, exploration_fraction=0.3)
-    trainer(tmp_path).fit(model, datamodule=data)
+    fit = trainer(tmp_path)
+    fit.fit(model, datamodule=data)
     q = model.q_values(torch.tensor([[0.0], [2.0], [4.0]]))
     assert (q[:, 1] > q[:, 0]).all()
+    # a round of 16 updates after each collection from frame 64 to 640: 19 rounds; Lightning
+    # counts each optimizer step
+    assert int(model.updates) == fit.global_step == 19 * 16
 
 
 @pytest.mark.parametrize("algorithm", [SAC, TD3])
