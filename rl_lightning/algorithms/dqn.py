@@ -38,6 +38,7 @@ class DQN(OffPolicyModule):
         q_net: builder of the Q network ``(in_features, out_features) -> nn.Module``;
             ``None`` is an MLP (256, 256, ReLU).
         learning_rate: optimizer learning rate.
+        lr_schedule: ``linear`` decays the learning rate to zero over ``data.total_frames``.
         adam_eps: Adam's epsilon (Stable-Baselines3 uses 1e-5).
         optimizer: optimizer factory; ``None`` is Adam (fused).
         gamma: discount factor.
@@ -62,6 +63,7 @@ class DQN(OffPolicyModule):
         self,
         q_net: NetworkBuilder | None = None,
         learning_rate: float = 1e-4,
+        lr_schedule: Literal["constant", "linear"] = "constant",
         adam_eps: float = 1e-8,
         optimizer: OptimizerCallable | None = None,
         gamma: float = 0.99,

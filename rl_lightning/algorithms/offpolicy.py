@@ -127,6 +127,8 @@ class OffPolicyModule(RLModule):
         optimizers = self.optimizers()
         optimizers = optimizers if isinstance(optimizers, list) else [optimizers]
         self.update_count = int(self.updates)
+        if self.hparams.get("lr_schedule", "constant") == "linear":
+            self.set_learning_rate(optimizers)
         self.start_round(round_)
         stats = []
         for batch in round_:
@@ -139,6 +141,15 @@ class OffPolicyModule(RLModule):
         means = torch.stack([torch.stack([s[k] for k in keys]) for s in stats]).mean(0).tolist()
         self.end_of_batch({**dict(zip(keys, means)), **self.round_metrics(),
                            "train/lr": optimizers[0].param_groups[0]["lr"]})
+
+    def set_learning_rate(self, optimizers: list) -> None:
+        """Linear decay of every optimizer's learning rate to zero over ``data.total_frames``,
+        set from the frame count at the start of each round (so a resumed run continues it)."""
+        total = self.trainer.datamodule.total_frames
+        lr = self.hparams.learning_rate * max(1.0 - self.frames / total, 0.0)
+        for optimizer in optimizers:
+            for group in optimizer.param_groups:
+                group["lr"] = lr
 
     def round_metrics(self) -> dict[str, float]:
         """Extra metrics logged once per round."""

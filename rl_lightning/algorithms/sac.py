@@ -18,6 +18,7 @@ TorchRL's ``SACLoss`` slower per update.
 from __future__ import annotations
 
 import math
+from typing import Literal
 
 import torch
 from torch import nn
@@ -59,6 +60,7 @@ class SAC(OffPolicyModule):
             and log std); ``None`` is an MLP (256, 256, ReLU).
         critic_net: builder of each Q network ``(obs_dim + action_dim, 1)``.
         learning_rate: learning rate of the actor, critics and temperature.
+        lr_schedule: ``linear`` decays the learning rate to zero over ``data.total_frames``.
         adam_eps: Adam's epsilon (Stable-Baselines3 uses 1e-5).
         gamma: discount factor.
         tau: Polyak coefficient of the target critics.
@@ -76,6 +78,7 @@ class SAC(OffPolicyModule):
         actor_net: NetworkBuilder | None = None,
         critic_net: NetworkBuilder | None = None,
         learning_rate: float = 3e-4,
+        lr_schedule: Literal["constant", "linear"] = "constant",
         adam_eps: float = 1e-8,
         gamma: float = 0.99,
         tau: float = 0.005,

@@ -13,6 +13,8 @@ Two optimizers: manual optimization; losses on plain tensors (see ``sac.py`` for
 
 from __future__ import annotations
 
+from typing import Literal
+
 import torch
 from torch import nn
 
@@ -40,6 +42,7 @@ class TD3(OffPolicyModule):
             ``None`` is an MLP (400, 300, ReLU).
         critic_net: builder of each Q network ``(obs_dim + action_dim, 1)``.
         learning_rate: learning rate of actor and critics.
+        lr_schedule: ``linear`` decays the learning rate to zero over ``data.total_frames``.
         adam_eps: Adam's epsilon (Stable-Baselines3 uses 1e-5).
         gamma: discount factor.
         tau: Polyak coefficient of the targets.
@@ -56,6 +59,7 @@ class TD3(OffPolicyModule):
         actor_net: NetworkBuilder | None = None,
         critic_net: NetworkBuilder | None = None,
         learning_rate: float = 1e-3,
+        lr_schedule: Literal["constant", "linear"] = "constant",
         adam_eps: float = 1e-8,
         gamma: float = 0.99,
         tau: float = 0.005,

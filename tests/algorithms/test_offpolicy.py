@@ -129,3 +129,21 @@ def test_dqn_batched_round_targets_equal_per_update_targets(tmp_path):
     model.start_round = keep
     trainer(tmp_path, [Check()]).fit(model, datamodule=data)
     assert checked == [True, True]
+
+
+@pytest.mark.parametrize("algorithm", [DQN, SAC])
+def test_linear_learning_rate_schedule_decays_over_the_frame_budget(tmp_path, algorithm):
+    env_id = "CartPole-v1" if algorithm is DQN else "Pendulum-v1"
+    data = ReplayDataModule(env_id, frames_per_batch=16, updates_per_batch=2, batch_size=16,
+                            init_random_frames=32, total_frames=160)
+    model = algorithm(learning_rate=1e-3, lr_schedule="linear")
+    seen = []
+
+    class Spy(L.Callback):
+        def on_train_batch_end(self, trainer, pl_module, *args):
+            seen.append((pl_module.frames, [g["lr"] for opt in trainer.optimizers for g in opt.param_groups]))
+
+    trainer(tmp_path, callbacks=[Spy()]).fit(model, datamodule=data)
+    assert [frames for frames, _ in seen] == list(range(32, 161, 16))
+    for frames, lrs in seen:  # every optimizer (SAC: critic, actor, temperature) follows it
+        assert lrs == pytest.approx([1e-3 * (1 - frames / 160)] * len(lrs))
