@@ -39,7 +39,7 @@ class DQN(OffPolicyModule):
             ``None`` is an MLP (256, 256, ReLU).
         learning_rate: optimizer learning rate.
         lr_schedule: ``linear`` decays the learning rate to zero over ``data.total_frames``.
-        adam_eps: Adam's epsilon (Stable-Baselines3 uses 1e-5).
+        adam_eps: Adam's epsilon (a larger value, e.g. 1e-5, damps steps on parameters with tiny gradients).
         optimizer: optimizer factory; ``None`` is Adam (fused).
         gamma: discount factor.
         double_q: pick the next action with the online network, evaluate it with the target.

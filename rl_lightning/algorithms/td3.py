@@ -43,7 +43,7 @@ class TD3(OffPolicyModule):
         critic_net: builder of each Q network ``(obs_dim + action_dim, 1)``.
         learning_rate: learning rate of actor and critics.
         lr_schedule: ``linear`` decays the learning rate to zero over ``data.total_frames``.
-        adam_eps: Adam's epsilon (Stable-Baselines3 uses 1e-5).
+        adam_eps: Adam's epsilon (a larger value, e.g. 1e-5, damps steps on parameters with tiny gradients).
         gamma: discount factor.
         tau: Polyak coefficient of the targets.
         policy_delay: critic updates per actor (and target) update.
