@@ -104,6 +104,13 @@ class RLCLI(LightningCLI):
             default=1,
             help="torch intra-op threads; small RL networks run fastest on 1.",
         )
+        parser.add_argument(
+            "--log_every_frames",
+            type=int,
+            default=0,
+            help="Write a metrics row (CSV, TensorBoard, W&B) each time training reaches a multiple of "
+            "this many frames; 0 writes one per collected batch (SAC/TD3 collect one frame per batch).",
+        )
         parser.add_lightning_class_args(Evaluation, "evaluation")
         parser.add_lightning_class_args(FrameCheckpoint, "checkpoint")
         parser.add_lightning_class_args(FrameProgressBar, "progress_bar")
@@ -138,6 +145,8 @@ class RLCLI(LightningCLI):
         if env_id:
             check_env_id(env_id)  # before a run folder exists: a bad id leaves nothing behind
         _check_gradient_clipping(cfg)
+        if cfg.log_every_frames < 0:
+            raise ConfigError(f"--log_every_frames must be 0 or more, got {cfg.log_every_frames}.")
         inherited = os.environ.get(RUN_DIR_ENV) if int(os.environ.get("LOCAL_RANK", 0)) > 0 else None
         if inherited:  # a DDP worker started by rank 0's launcher: share rank 0's run folder
             self.run_dir = Path(inherited)
@@ -191,7 +200,9 @@ class RLCLI(LightningCLI):
         return super()._instantiate_trainer(config, callbacks)
 
     def before_fit(self) -> None:
-        """Send the whole resolved config to W&B (Lightning sends the model's hparams only)."""
+        """Apply ``--log_every_frames``; send the whole resolved config to W&B (Lightning
+        sends the model's hparams only)."""
+        self.model.log_every_frames = self.config[self.subcommand].log_every_frames
         wandb_loggers = [lg for lg in self.trainer.loggers if type(lg).__name__ == "WandbLogger"]
         if wandb_loggers and self.trainer.is_global_zero:
             parser = self._parser(self.subcommand)

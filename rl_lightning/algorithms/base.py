@@ -36,6 +36,10 @@ class RLModule(L.LightningModule):
         self._fit_start = (0.0, 0)
         #: wall-clock start of the updates of the current collected batch
         self.update_start = 0.0
+        #: write a metrics row only at the batch that reaches each multiple of this many
+        #: frames (and at the last); 0 writes one per collected batch. ``--log_every_frames``.
+        self.log_every_frames = 0
+        self._frames_at_last_boundary = 0
 
     # --- building ----------------------------------------------------------------------
     def build(self, spec: EnvSpec) -> None:
@@ -103,23 +107,34 @@ class RLModule(L.LightningModule):
     def on_train_start(self) -> None:
         """Start the frames/s clock."""
         self._fit_start = (time.perf_counter(), self.frames)
+        self._frames_at_last_boundary = self.frames
 
     def end_of_batch(self, metrics: dict[str, float]) -> None:
         """At a batch boundary: add timings and episode statistics to the algorithm's
-        metrics, log them, and stop once the frame budget is spent (on every rank alike)."""
+        metrics, log them, and stop once the frame budget is spent (on every rank alike).
+
+        With ``log_every_frames``, batches that do not reach the next multiple skip the
+        logging; their finished episodes count in the next row's episode statistics. The
+        rule depends on frame counts only, so every rank (and a resumed run) agrees."""
         datamodule = self.trainer.datamodule
+        frames, previous = self.frames, self._frames_at_last_boundary
+        self._frames_at_last_boundary = frames
+        last = frames >= datamodule.total_frames
+        if last:
+            self.trainer.should_stop = True
+        every = self.log_every_frames
+        if every and not last and frames // every == previous // every:
+            return
         started, frames0 = self._fit_start
         now = time.perf_counter()
         metrics = {
             **metrics,
             "time/collect_s": datamodule.collect_seconds,
             "time/update_s": now - self.update_start,
-            "time/fps": (self.frames - frames0) / max(now - started, 1e-9),
+            "time/fps": (frames - frames0) / max(now - started, 1e-9),
             **datamodule.episode_metrics(),
         }
         self.log_metrics(metrics)
-        if self.frames >= datamodule.total_frames:
-            self.trainer.should_stop = True
 
     @property
     def frames(self) -> int:

@@ -103,7 +103,9 @@ class VectorCollector(BaseCollector):
         """Everything needed to continue exactly: counters, the running episodes (current
         observations, partial returns and lengths, environment state) and the random-number
         generators of torch, NumPy and Python. Tensors and plain types only."""
-        state = {"frames": self.frames, "episodes": self.episodes, "seed": self.seed}
+        state = {"frames": self.frames, "episodes": self.episodes, "seed": self.seed,
+                 # finished episodes not yet logged (``--log_every_frames`` skips batches)
+                 "finished": [[float(r), int(n)] for r, n in self._finished]}
         if self._obs is not None:
             state["running"] = {
                 "obs": self._obs.clone(),
@@ -120,6 +122,8 @@ class VectorCollector(BaseCollector):
         repeat; otherwise the environments restart from a reset seeded by the frame count."""
         self.frames = int(state_dict["frames"])
         self.episodes = int(state_dict["episodes"])
+        # rank 0's unlogged episodes belong to one process only (``exact`` is False under DDP)
+        self._finished = [(float(r), int(n)) for r, n in state_dict.get("finished", [])] if exact else []
         running = state_dict.get("running")
         if exact and running is not None and running["env"]["exact"]:
             restore_vector(self.env, running["env"])

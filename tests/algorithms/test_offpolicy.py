@@ -147,3 +147,18 @@ def test_linear_learning_rate_schedule_decays_over_the_frame_budget(tmp_path, al
     assert [frames for frames, _ in seen] == list(range(32, 161, 16))
     for frames, lrs in seen:  # every optimizer (SAC: critic, actor, temperature) follows it
         assert lrs == pytest.approx([1e-3 * (1 - frames / 160)] * len(lrs))
+
+
+def test_log_every_frames_writes_a_row_per_multiple_and_keeps_every_episode(in_tmp):
+    import csv
+
+    run_cli("fit", "--config", str(CONFIGS / "sac.yaml"), "--data.total_frames", "600", "--data.init_random_frames", "100",
+            "--data.frames_per_batch", "4", "--log_every_frames", "250", "--evaluation.every_frames", "0",
+            "--progress_bar.refresh_rate", "0", "--experiment", "sparse")
+    (run,) = (in_tmp / "experiments" / "sparse").iterdir()
+    rows = [r for r in csv.DictReader(open(run / "metrics.csv")) if r.get("time/fps")]
+    # rounds at frames 100, 104, ...: rows where a multiple of 250 is reached, and at the end
+    assert [float(r["frames"]) for r in rows] == [252.0, 500.0, 600.0]
+    # Pendulum's 200-frame episodes end at 200, 400 and 600: each counted once, in the next row
+    assert [float(r["train/episodes"]) for r in rows] == [1.0, 2.0, 3.0]
+    assert [r["train/episode_return"] != "" for r in rows] == [True, True, True]
