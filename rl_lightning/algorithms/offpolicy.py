@@ -97,7 +97,9 @@ class OffPolicyModule(RLModule):
         raise NotImplementedError
 
     def optimize(self, optimizer, loss: torch.Tensor, max_grad_norm: float | None = None) -> None:
-        """Backward, optional gradient-norm clipping, step (precision plugins apply)."""
+        """Backward, optional gradient-norm clipping, step: through Lightning (precision
+        plugins, hooks, strategy) unless :func:`_plain_backward_suffices` found it would do
+        nothing, then directly."""
         optimizer.zero_grad(set_to_none=True)
         if self._direct_backward:
             loss.backward()

@@ -27,7 +27,7 @@ class NanGuard(Callback):
 
     def __init__(self, check_parameters: bool = True) -> None:
         self.check_parameters = check_parameters
-        self._params: list[torch.Tensor] | None = None
+        self._params: list[torch.Tensor] = []
 
     @override
     def on_train_start(self, trainer: L.Trainer, pl_module: Any) -> None:
@@ -48,10 +48,9 @@ class NanGuard(Callback):
             if not math.isfinite(float(value)):
                 self._fail(trainer, f"metric {key} is {float(value)}", frames)
         if self.check_parameters:
-            params = self._params if self._params is not None else [p for p in pl_module.parameters() if p.requires_grad]
             # one fused pass (a norm is NaN/Inf when any element is)
             with torch.no_grad():
-                finite = bool(torch.stack(torch._foreach_norm(params)).isfinite().all()) if params else True
+                finite = bool(torch.stack(torch._foreach_norm(self._params)).isfinite().all()) if self._params else True
             if not finite:
                 for name, param in pl_module.named_parameters():
                     if not torch.isfinite(param).all():

@@ -33,6 +33,7 @@ class RunMetadata(Callback):
         self.run_dir = Path(run_dir)
         self.experiment = experiment
         self.seed = seed
+        self._started = False  # set once training starts; a refused resume never does
 
     def _update(self, trainer: L.Trainer, **fields: Any) -> None:
         if not trainer.is_global_zero:
@@ -81,7 +82,7 @@ class RunMetadata(Callback):
 
     @override
     def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
-        if not getattr(self, "_started", False):
+        if not self._started:
             return  # refused before training (e.g. a checkpoint that does not fit): the run is as it was
         status = "interrupted" if isinstance(exception, (KeyboardInterrupt, SystemExit)) else "failed"
         self._update(trainer, status=status, error=f"{type(exception).__name__}: {exception}",
