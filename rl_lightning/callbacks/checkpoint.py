@@ -7,6 +7,7 @@ from typing import Any
 
 import lightning as L
 from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.utilities import rank_zero_warn
 from typing_extensions import override
 
 from rl_lightning.errors import ConfigError
@@ -96,7 +97,37 @@ class FrameCheckpoint(ModelCheckpoint):
 
     @override
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Restore the schedule and the best-so-far, also when the run folder was moved or copied
+        (Lightning would drop the best score then, and the next evaluation would replace
+        ``best.ckpt`` with a worse model)."""
+        saved_dir = state_dict.get("dirpath")
+        if self.dirpath is not None and saved_dir is not None and saved_dir != self.dirpath:
+            state_dict = self._moved_here(state_dict, saved_dir)
         super().load_state_dict(state_dict)
         self.next_frame = state_dict.get("next_frame", self.every_frames)
+
+    def _moved_here(self, state_dict: dict[str, Any], saved_dir: str) -> dict[str, Any]:
+        """The state of a checkpoint folder saved as ``saved_dir``, with its paths pointing to
+        the same files in this folder (never to the old folder, whose files stay untouched)."""
+
+        def here(path: str | None) -> str | None:
+            if not path:
+                return path
+            relative = os.path.relpath(path, saved_dir)
+            return path if relative.startswith("..") else os.path.join(self.dirpath, relative)
+
+        state = {**state_dict, "dirpath": self.dirpath}
+        for key in ("best_model_path", "kth_best_model_path", "last_model_path"):
+            state[key] = here(state.get(key))
+        state["best_k_models"] = {here(path): score for path, score in (state.get("best_k_models") or {}).items()}
+        best = state.get("best_model_path")
+        if best and not os.path.isfile(best):
+            rank_zero_warn(
+                f"{best} is missing from the resumed run's folder: the best-so-far score is dropped and the "
+                "next evaluation writes a new best checkpoint."
+            )
+            state.update(best_model_score=None, best_model_path="", best_k_models={},
+                         kth_best_model_path="", kth_value=self.kth_value)
+        return state
 
 
