@@ -31,7 +31,7 @@ from lightning.pytorch.cli import (
 )
 from typing_extensions import override
 
-from rl_lightning.algorithms.base import RLModule
+from rl_lightning.algorithms.base import RLModule, frames_to_train
 from rl_lightning.callbacks import (
     Evaluation,
     FrameCheckpoint,
@@ -167,6 +167,7 @@ class RLCLI(LightningCLI):
             self.run_dir = new_run_dir(experiment_dir, _seed(cfg), create=not other_node)
         if cfg.ckpt_path:
             check_checkpoint(cfg.ckpt_path, str(cfg.model.class_path))
+            _exit_if_budget_met(cfg)
         os.environ[RUN_DIR_ENV] = str(self.run_dir)  # inherited by DDP workers this process launches
         # always this run's folders: a config saved by another run names that run's folders,
         # and reusing them would overwrite its checkpoints
@@ -278,6 +279,19 @@ def check_checkpoint(path: str, algorithm: str) -> None:
             f"--ckpt_path {path} holds a {short(info['algorithm'])} model, but the config selects "
             f"{short(algorithm)} (model.class_path)."
         )
+
+
+def _exit_if_budget_met(cfg: Namespace) -> None:
+    """A resume whose frame budget is already met does nothing (no file of the run changes):
+    say so and exit 0. A budget below the frames trained is refused (ConfigError)."""
+    total = cfg.data.init_args.get("total_frames") if cfg.data.get("init_args") else None
+    if not isinstance(total, int):
+        return
+    left, frames = frames_to_train(cfg.ckpt_path, total)
+    if not left:
+        print(f"Nothing to do: {cfg.ckpt_path} has trained {frames} frames, data.total_frames is {total}; "
+              "raise data.total_frames to train on.")
+        sys.exit(0)
 
 
 def _evaluation_checkpoint(cfg: Namespace, experiment_dir: Path) -> str:

@@ -132,3 +132,43 @@ def test_resume_with_other_network_shapes_is_refused(in_tmp, capsys):
     assert "networks differ" in err and "critic" in err and "(32, 4)" in err
     assert (run / "checkpoints" / "last.ckpt").read_bytes() == before  # the run's checkpoint is untouched
     assert json.loads((run / "metadata.json").read_text())["status"] == "finished"
+
+
+def _snapshot(folder):
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_resuming_a_finished_run_does_nothing_and_a_lower_budget_is_refused(in_tmp, capsys):
+    run_cli("fit", "--config", PPO, *TINY)
+    (run,) = (in_tmp / "experiments" / "ppo-CartPole-v1").iterdir()
+    before = _snapshot(run)
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exit_:  # same budget: nothing to train
+        run_cli("fit", "--config", PPO, *TINY, "--ckpt_path", "last")
+    assert exit_.value.code == 0
+    out = capsys.readouterr().out
+    assert out.count("\n") == 1 and out.startswith("Nothing to do:") and "2048 frames" in out
+    assert _snapshot(run) == before  # last.ckpt, best.ckpt, metrics.csv, metadata: byte for byte
+
+    with pytest.raises(SystemExit) as exit_:  # a lower budget than the frames trained
+        run_cli("fit", "--config", PPO, *TINY, "--data.total_frames", "1024", "--ckpt_path", "last")
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith("error: data.total_frames 1024 is below the 2048 frames") and "last.ckpt" in err
+    assert _snapshot(run) == before
+    assert list((in_tmp / "experiments" / "ppo-CartPole-v1").iterdir()) == [run]
+
+
+def test_fitting_from_a_finished_checkpoint_trains_no_batch_past_the_budget(in_tmp):
+    import lightning as L
+
+    from rl_lightning.algorithms import PPO as PPOModule
+    from rl_lightning.data import OnPolicyDataModule
+
+    run_cli("fit", "--config", PPO, *TINY)
+    (last,) = in_tmp.glob("experiments/*/*/checkpoints/last.ckpt")
+    data = OnPolicyDataModule("CartPole-v1", num_envs=8, frames_per_batch=256, total_frames=2048)
+    trainer = L.Trainer(max_epochs=-1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                        enable_model_summary=False, num_sanity_val_steps=0, default_root_dir=in_tmp)
+    trainer.fit(PPOModule(), datamodule=data, ckpt_path=str(last))
+    assert data.frames == 2048 and trainer.global_step == torch.load(last, weights_only=True)["global_step"]

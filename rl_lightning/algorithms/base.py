@@ -8,6 +8,7 @@ from typing import Any
 
 import lightning as L
 import torch
+from lightning.pytorch.utilities import rank_zero_warn
 
 from rl_lightning.envs import EnvSpec
 from rl_lightning.errors import ConfigError
@@ -105,9 +106,14 @@ class RLModule(L.LightningModule):
 
     # --- counters and logging ----------------------------------------------------------
     def on_train_start(self) -> None:
-        """Start the frames/s clock."""
+        """Start the frames/s clock; stop at once if the frame budget is already spent (a resumed
+        finished run trains no batch past it)."""
         self._fit_start = (time.perf_counter(), self.frames)
         self._frames_at_last_boundary = self.frames
+        total = self.trainer.datamodule.total_frames
+        if self.frames >= total:
+            rank_zero_warn(f"nothing to train: {self.frames} frames done, data.total_frames is {total}.")
+            self.trainer.should_stop = True
 
     def end_of_batch(self, metrics: dict[str, float]) -> None:
         """At a batch boundary: add timings and episode statistics to the algorithm's
@@ -168,10 +174,14 @@ class RLModule(L.LightningModule):
 
     # --- checkpoints -------------------------------------------------------------------
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        """Store the environment spec (plain types) and the algorithm's name."""
+        """Store the environment spec (plain types), the algorithm's name, the frames trained
+        (over all processes) and the frame budget they were trained under."""
+        datamodule = getattr(self._trainer, "datamodule", None) if self._trainer else None
         checkpoint["rl_lightning"] = {
             "algorithm": f"{type(self).__module__}.{type(self).__qualname__}",
             "env_spec": self.spec.to_dict() if self.spec else None,
+            "frames": self.frames,
+            "total_frames": getattr(datamodule, "total_frames", None),
         }
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
@@ -203,3 +213,26 @@ class RLModule(L.LightningModule):
             f"({'; '.join(details)}); resume with the run's own config (its config.yaml) or change "
             "the network options (model.init_args) back."
         )
+
+
+def frames_to_train(path: str, total_frames: int) -> tuple[int, int]:
+    """``(frames left, frames trained)`` of a resume from the checkpoint ``path`` under
+    ``total_frames``; 0 frames left when the budget is met (nothing to do). Raises :class:`ConfigError` for a budget below
+    the frames already trained, unless it is the budget the checkpoint was trained under."""
+    checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    info = checkpoint.get("rl_lightning") or {}
+    frames, budget = info.get("frames"), info.get("total_frames")
+    if frames is None:  # checkpoints from before the frames were stored: the single-process count
+        frames = next((v["frames"] for v in checkpoint.values() if isinstance(v, dict) and "episodes" in v
+                       and isinstance(v.get("frames"), int)), 0)
+    if budget is None:
+        budget = (checkpoint.get("datamodule_hyper_parameters") or {}).get("total_frames")
+    if frames < total_frames:
+        return total_frames - frames, frames
+    if total_frames == frames or (budget is not None and total_frames >= budget):
+        return 0, frames
+    raise ConfigError(
+        f"data.total_frames {total_frames} is below the {frames} frames that {path} has already trained"
+        + (f" (under data.total_frames {budget})" if budget is not None else "")
+        + f"; resume with data.total_frames of at least {frames}."
+    )
