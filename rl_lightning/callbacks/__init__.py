@@ -6,9 +6,11 @@ from rl_lightning.callbacks.evaluation import Evaluation
 from rl_lightning.callbacks.frame_limit import FrameLimit
 from rl_lightning.callbacks.graceful_stop import GracefulStop
 from rl_lightning.callbacks.nan_guard import NanGuard
+from rl_lightning.callbacks.optional import OptionalCallback
 from rl_lightning.callbacks.progress import FrameProgressBar
 from rl_lightning.callbacks.video import Video
 
 __all__ = [
-    "Evaluation", "FrameCheckpoint", "FrameLimit", "FrameProgressBar", "GracefulStop", "NanGuard", "Video",
+    "Evaluation", "FrameCheckpoint", "FrameLimit", "FrameProgressBar", "GracefulStop", "NanGuard", "OptionalCallback",
+    "Video",
 ]

@@ -11,11 +11,10 @@ import gymnasium as gym
 import lightning as L
 import numpy as np
 import torch
-from lightning.pytorch.callbacks import Callback
-from lightning.pytorch.utilities import rank_zero_warn
 from typing_extensions import override
 
 from rl_lightning.algorithms.base import RLModule
+from rl_lightning.callbacks.optional import OptionalCallback
 from rl_lightning.errors import ConfigError
 
 
@@ -85,12 +84,14 @@ def send_to_loggers(trainer: L.Trainer, tag: str, path: Path, frames: list[np.nd
             logger.experiment._get_file_writer().add_summary(Summary(value=[Summary.Value(tag=tag, image=image)]), step)
 
 
-class Video(Callback):
+class Video(OptionalCallback):
     """Records an episode of the deterministic policy at every ``every_evaluations``-th
     evaluation of the ``Evaluation`` callback (and at the last one) as ``<run>/videos/frames-<N>.mp4`` and sends it
     to the active loggers (TensorBoard: animated GIF in the images tab; W&B: ``wandb.Video``).
     Runs on rank zero only; rendering is headless (``rgb_array``; MuJoCo follows ``MUJOCO_GL``,
-    e.g. ``egl`` or ``osmesa``).
+    e.g. ``egl`` or ``osmesa``). A video is a bonus: an environment that cannot render, or any
+    other error while recording, logs a warning and turns videos off; it never fails the run.
+    The video of the last evaluation is recorded after the final checkpoint is written.
 
     Args:
         every_evaluations: record at every M-th evaluation of the ``Evaluation`` callback.
@@ -109,7 +110,7 @@ class Video(Callback):
         self.evaluations_seen = 0
         self.paths: list[Path] = []
         self._env: gym.Env | None = None
-        self._disabled = False
+        self._final_seed: int | None = None
 
     def _evaluation(self, trainer: L.Trainer):
         from rl_lightning.callbacks.evaluation import Evaluation
@@ -124,11 +125,19 @@ class Video(Callback):
     def on_evaluation_end(self, trainer: L.Trainer, pl_module: RLModule, evaluation: Any) -> None:
         """Called by the ``Evaluation`` callback after each evaluation."""
         self.evaluations_seen = evaluation.count
-        if self._disabled:
+        if self.disabled:
             return
-        if self.evaluations_seen % self.every_evaluations == 0 or trainer.should_stop:
-            seed = self.seed if self.seed is not None else evaluation.seed_for(trainer)
-            self.record(trainer, pl_module, seed)
+        seed = self.seed if self.seed is not None else evaluation.seed_for(trainer)
+        if trainer.should_stop:  # the last evaluation: record after the final checkpoint (on_train_end)
+            self._final_seed = seed
+        elif self.evaluations_seen % self.every_evaluations == 0:
+            self.optional("recording a video", self.record, trainer, pl_module, seed)
+
+    @override
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        seed, self._final_seed = self._final_seed, None
+        if seed is not None:
+            self.optional("recording the final video", self.record, trainer, pl_module, seed)
 
     def record(self, trainer: L.Trainer, pl_module: RLModule, seed: int) -> Path | None:
         """Record one episode now (rank zero) and return the mp4's path."""
@@ -136,13 +145,10 @@ class Video(Callback):
             return None
         datamodule = trainer.datamodule
         if self._env is None:
-            try:
-                self._env = gym.make(datamodule.env_id, render_mode="rgb_array", **datamodule.env_kwargs)
-            except Exception as err:  # rendering backends vary: never fail a run over a video
-                rank_zero_warn(f"Video disabled: {datamodule.env_id!r} cannot render rgb_array ({err}).")
-                self._disabled = True
-                return None
+            self._env = gym.make(datamodule.env_id, render_mode="rgb_array", **datamodule.env_kwargs)
         frames, _, _ = record_episode(pl_module, self._env, seed, max_frames=self.max_frames)
+        if not frames:
+            raise RuntimeError(f"{datamodule.env_id!r} rendered no rgb_array frames")
         path = write_mp4(frames, Path(trainer.default_root_dir) / "videos" / f"frames-{pl_module.frames}.mp4", self.fps)
         self.paths.append(path)
         send_to_loggers(trainer, "eval/video", path, frames, self.fps, pl_module.frames)

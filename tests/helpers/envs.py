@@ -77,3 +77,23 @@ class NanAfter(Countdown):
 
 
 gym.register("NanAfter-v0", entry_point=NanAfter)
+
+
+class RenderFails(Countdown):
+    """Renders 8 small RGB frames, then every ``render`` raises: a video fails mid-run."""
+
+    metadata = {"render_modes": ["rgb_array"], "render_fps": 30}
+
+    def __init__(self, length: int = 5, render_mode: str | None = None) -> None:
+        super().__init__(length, render_mode)
+        self.render_mode = render_mode
+        self.renders = 0
+
+    def render(self):
+        self.renders += 1
+        if self.renders > 8:
+            raise RuntimeError("the renderer crashed")
+        return np.full((16, 16, 3), 40 * self.t, np.uint8)
+
+
+gym.register("RenderFails-v0", entry_point=RenderFails)
