@@ -201,8 +201,11 @@ class RLCLI(LightningCLI):
         return super()._instantiate_trainer(config, callbacks)
 
     def before_fit(self) -> None:
-        """Apply ``--log_every_frames``; send the whole resolved config to W&B (Lightning
-        sends the model's hparams only)."""
+        """Say where the run lives (also printed at the end; a stopped run's log has it too);
+        apply ``--log_every_frames``; send the whole resolved config to W&B (Lightning sends
+        the model's hparams only)."""
+        if self.run_dir is not None and self.trainer.is_global_zero:
+            print(f"Run folder: {self.run_dir}", flush=True)
         self.model.log_every_frames = self.config[self.subcommand].log_every_frames
         wandb_loggers = [lg for lg in self.trainer.loggers if type(lg).__name__ == "WandbLogger"]
         if wandb_loggers and self.trainer.is_global_zero:

@@ -6,8 +6,9 @@ Every (trial, seed) is its own ``python -m rl_lightning fit`` process, in
 holds a copy of the sweep file (``sweep.yaml``), ``trials.jsonl`` (one record per finished,
 failed, pruned or interrupted run; the latest record of a (params, seed) pair counts),
 ``logs/`` (each run's output), ``summary.md`` (+ ``summary.png``) and, for Optuna,
-``optuna.db``. A re-run skips the pairs already finished; Ctrl-C stops the running
-processes, records them as interrupted and exits with code 130.
+``optuna.db``. A re-run skips the pairs already finished and continues interrupted runs
+from their ``last.ckpt``; Ctrl-C (or SIGTERM/SIGHUP) stops the running processes at their
+next batch boundary with a checkpoint, records them as interrupted and exits with code 130.
 """
 
 from __future__ import annotations
@@ -129,16 +130,27 @@ class Sweep:
         if self.stop.is_set():
             return None
         log = self.logs / f"trial-{trial:03d}-seed-{seed}.log"
-        cmd = self.command(params, seed) + list(extra)
+        previous = self.records().get(self.key(params, seed), {})
+        resume = previous.get("run") and Path(previous["run"]) / "checkpoints" / "last.ckpt"
+        resume = resume if previous.get("status") == "interrupted" and resume and resume.is_file() else None
+        cmd = self.command(params, seed) + list(extra) + ([f"--ckpt_path={resume}"] if resume else [])
         rec: dict[str, Any] = {"trial": trial, "params": params, "seed": seed, "fingerprint": self.spec.fingerprint,
                                "metric": self.spec.metric, "log": str(log), "started": time.time()}
         label = f"[trial {trial} seed {seed}]"
-        self._say(f"{label} start: " + (", ".join(f"{_short(k)}={_fmt(v)}" for k, v in params.items())))
+        self._say(f"{label} {'resume' if resume else 'start'}: "
+                  + (", ".join(f"{_short(k)}={_fmt(v)}" for k, v in params.items()))
+                  + (f" (from {resume})" if resume else ""))
         with open(log, "w") as out:
             out.write(f"$ {shlex.join(cmd)}\n\n")
             out.flush()
             env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-            proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env)
+            # Each run in its own session (process group): Ctrl-C in a terminal signals the whole
+            # foreground group, and a run that got it from there and again from stop_processes
+            # would take GracefulStop's "second Ctrl-C: stop at once" path without a checkpoint.
+            # Only the sweep signals its runs, exactly once each; timing-based de-duplication in
+            # the run could not tell a duplicate from a user's real second Ctrl-C.
+            proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
+                                    start_new_session=True)
         with self._lock:
             self._procs.add(proc)
         if self.stop.is_set():
@@ -148,7 +160,7 @@ class Sweep:
             self._procs.discard(proc)
         text = log.read_text(errors="replace")
         found = RUN_FOLDER.findall(text)
-        run = found[-1].strip() if found else None
+        run = found[-1].strip() if found else previous.get("run") if resume else None
         status = read_metadata(run).get("status") if run else None
         rec.update(returncode=returncode, run=run, ended=time.time(), value=None)
         if marker is not None and marker.is_file():
@@ -390,9 +402,13 @@ def main(argv: list[str]) -> None:
         return dry_run(sweep)
     sweep.logs.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(args.config, sweep.folder / "sweep.yaml")
-    previous = signal.getsignal(signal.SIGTERM)
+    # SIGTERM, and SIGHUP (a closed terminal: the runs, in their own sessions, do not get it), stop
+    # the runs like Ctrl-C
+    stop_signals = (signal.SIGTERM, signal.SIGHUP)
+    previous = {signum: signal.getsignal(signum) for signum in stop_signals}
     if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, _raise_interrupt)
+        for signum in stop_signals:
+            signal.signal(signum, _raise_interrupt)
     try:
         sweep.run_optuna() if spec.search == "optuna" else sweep.run_fixed()
     except KeyboardInterrupt:
@@ -404,7 +420,8 @@ def main(argv: list[str]) -> None:
         sys.exit(130)
     finally:
         if threading.current_thread() is threading.main_thread():
-            signal.signal(signal.SIGTERM, previous)
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
     print("\n" + sweep.summary())
     plot = sweep.plot()
     print(f"Sweep folder: {sweep.folder}" + (f" (summary.md, {Path(plot).name})" if plot else " (summary.md)"))

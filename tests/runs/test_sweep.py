@@ -285,3 +285,43 @@ def test_two_sweep_processes_share_one_study(in_tmp):
     assert sorted(r["trial"] for r in recs) == [0, 1] and {r["status"] for r in recs} == {"finished"}
     assert {t.number: t.value for t in trials} == {r["trial"]: r["value"] for r in recs}
     assert len(run_dirs(in_tmp / "experiments" / "shared")) == 2
+
+
+def test_ctrl_c_in_a_terminal_checkpoints_the_trial_at_the_stop_and_a_rerun_continues_it(in_tmp):
+    import csv
+
+    import torch
+
+    path = write_sweep("ctrlc.yaml", {"type": "grid", "params": {"model.init_args.learning_rate": [0.001]}},
+                       overrides={**TINY, "data.init_args.total_frames": 12800, "checkpoint.every_frames": 10**6,
+                                  "evaluation.every_frames": 10**6})
+    # a shell job: the sweep leads its own process group, and Ctrl-C signals that whole group
+    proc = subprocess.Popen([*SWEEP, "--config", path], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True)
+    runs = in_tmp / "experiments" / "ctrlc"
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None:
+        metrics = list(runs.glob("*/metrics.csv"))
+        if metrics and len(metrics[0].read_text().splitlines()) > 3:
+            break
+        time.sleep(0.2)
+    fits = [pid for pid in _runs_in(in_tmp) if pid != proc.pid]
+    assert fits and all(os.getpgid(pid) != proc.pid for pid in fits)  # the terminal's Ctrl-C reaches the sweep only
+    os.killpg(proc.pid, signal.SIGINT)
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 130, out
+    (rec,) = records(in_tmp / "experiments" / "sweeps" / "ctrlc")
+    assert rec["status"] == "interrupted" and rec["run"]
+    run = Path(rec["run"])
+    frames = [float(r["frames"]) for r in csv.DictReader(open(run / "metrics.csv"))]
+    stopped_at = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)["OnPolicyDataModule"]["frames"]
+    assert 0 < stopped_at < 12800 and stopped_at == frames[-1]  # saved at the stop, not before it
+    assert json.loads((run / "metadata.json").read_text())["status"] == "interrupted"
+
+    assert sweep("--config", path) == 0  # the rerun continues the trial from its checkpoint
+    (rec,) = records(in_tmp / "experiments" / "sweeps" / "ctrlc")[-1:]
+    assert rec["status"] == "finished" and Path(rec["run"]).resolve() == run.resolve() and run_dirs(runs) == [run.name]
+    frames = [float(r["frames"]) for r in csv.DictReader(open(run / "metrics.csv"))]
+    assert frames == [256.0 * i for i in range(1, 51)]  # no restart from frame 0, no gap
+    meta = json.loads((run / "metadata.json").read_text())
+    assert meta["status"] == "finished" and meta["resumes"] == 1
