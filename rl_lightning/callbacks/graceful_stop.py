@@ -54,6 +54,9 @@ class GracefulStop(Callback):
     @override
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._restore()
+        total = getattr(trainer.datamodule, "total_frames", None)
+        if total is not None and getattr(pl_module, "frames", 0) >= total:
+            return  # the signal came with the last batch: the run finished its budget all the same
         if self.signal_received is not None:
             raise KeyboardInterrupt(f"stopped by {signal.Signals(self.signal_received).name}; checkpoint saved")
 

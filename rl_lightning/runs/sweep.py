@@ -165,7 +165,7 @@ class Sweep:
         rec.update(returncode=returncode, run=run, ended=time.time(), value=None)
         if marker is not None and marker.is_file():
             rec.update(status="pruned", value=json.loads(marker.read_text())["value"])
-        elif returncode == 0 and status in (None, "finished"):
+        elif returncode == 0 and (status in (None, "finished") or resume):  # resumed: maybe nothing left to do
             rec["value"] = read_metric(run, self.spec.metric) if run else None
             rec["status"] = "finished" if rec["value"] is not None else "failed"
             if rec["value"] is None:

@@ -325,3 +325,23 @@ def test_ctrl_c_in_a_terminal_checkpoints_the_trial_at_the_stop_and_a_rerun_cont
     assert frames == [256.0 * i for i in range(1, 51)]  # no restart from frame 0, no gap
     meta = json.loads((run / "metadata.json").read_text())
     assert meta["status"] == "finished" and meta["resumes"] == 1
+
+
+def test_a_rerun_records_an_interrupted_run_whose_budget_was_spent_as_finished(in_tmp):
+    path = write_sweep("spent.yaml", {"type": "grid", "params": {"model.init_args.learning_rate": [0.001]}})
+    assert sweep("--config", path) == 0
+    folder = in_tmp / "experiments" / "sweeps" / "spent"
+    (rec,) = records(folder)
+    run = Path(rec["run"])
+    # as if Ctrl-C had come with the last batch: the checkpoint holds the whole budget, the run says interrupted
+    meta = json.loads((run / "metadata.json").read_text())
+    (run / "metadata.json").write_text(json.dumps({**meta, "status": "interrupted"}))
+    with open(folder / "trials.jsonl", "a") as file:
+        file.write(json.dumps({**rec, "status": "interrupted", "value": None}) + "\n")
+    last = (run / "checkpoints" / "last.ckpt").read_bytes()
+
+    assert sweep("--config", path) == 0
+    rec = records(folder)[-1]
+    assert rec["status"] == "finished" and rec["value"] is not None
+    assert Path(rec["run"]).resolve() == run.resolve() and run_dirs(in_tmp / "experiments" / "spent") == [run.name]
+    assert (run / "checkpoints" / "last.ckpt").read_bytes() == last  # nothing was trained again
