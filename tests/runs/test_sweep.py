@@ -287,14 +287,17 @@ def test_two_sweep_processes_share_one_study(in_tmp):
     assert len(run_dirs(in_tmp / "experiments" / "shared")) == 2
 
 
-def test_ctrl_c_in_a_terminal_checkpoints_the_trial_at_the_stop_and_a_rerun_continues_it(in_tmp):
+@pytest.mark.parametrize("search", [
+    {"type": "grid", "params": {LR: [0.001]}},
+    {"type": "optuna", "n_trials": 1, "pruner": {"type": "none"}, "params": {LR: {"low": 1e-4, "high": 1e-2, "log": True}}},
+], ids=["grid", "optuna"])
+def test_ctrl_c_in_a_terminal_checkpoints_the_trial_at_the_stop_and_a_rerun_continues_it(in_tmp, search):
     import csv
 
     import torch
 
-    path = write_sweep("ctrlc.yaml", {"type": "grid", "params": {"model.init_args.learning_rate": [0.001]}},
-                       overrides={**TINY, "data.init_args.total_frames": 12800, "checkpoint.every_frames": 10**6,
-                                  "evaluation.every_frames": 10**6})
+    path = write_sweep("ctrlc.yaml", search, overrides={**TINY, "data.init_args.total_frames": 12800,
+                                                        "checkpoint.every_frames": 10**6, "evaluation.every_frames": 10**6})
     # a shell job: the sweep leads its own process group, and Ctrl-C signals that whole group
     proc = subprocess.Popen([*SWEEP, "--config", path], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             start_new_session=True)
@@ -319,7 +322,8 @@ def test_ctrl_c_in_a_terminal_checkpoints_the_trial_at_the_stop_and_a_rerun_cont
     assert json.loads((run / "metadata.json").read_text())["status"] == "interrupted"
 
     assert sweep("--config", path) == 0  # the rerun continues the trial from its checkpoint
-    (rec,) = records(in_tmp / "experiments" / "sweeps" / "ctrlc")[-1:]
+    first, *_, rec = records(in_tmp / "experiments" / "sweeps" / "ctrlc")
+    assert rec["params"] == first["params"]  # the same trial (Optuna: re-enqueued with its params)
     assert rec["status"] == "finished" and Path(rec["run"]).resolve() == run.resolve() and run_dirs(runs) == [run.name]
     frames = [float(r["frames"]) for r in csv.DictReader(open(run / "metrics.csv"))]
     assert frames == [256.0 * i for i in range(1, 51)]  # no restart from frame 0, no gap
