@@ -217,8 +217,9 @@ class RLModule(L.LightningModule):
 
 def frames_to_train(path: str, total_frames: int) -> tuple[int, int]:
     """``(frames left, frames trained)`` of a resume from the checkpoint ``path`` under
-    ``total_frames``; 0 frames left when the budget is met (nothing to do). Raises :class:`ConfigError` for a budget below
-    the frames already trained, unless it is the budget the checkpoint was trained under."""
+    ``total_frames``; 0 frames left when the budget is met (nothing to do). Raises
+    :class:`ConfigError` for a budget below the frames already trained, unless it is the
+    budget the checkpoint was trained under."""
     checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
     info = checkpoint.get("rl_lightning") or {}
     frames, budget = info.get("frames"), info.get("total_frames")
