@@ -166,7 +166,7 @@ class RLCLI(LightningCLI):
             other_node = int(os.environ.get("NODE_RANK", os.environ.get("GROUP_RANK", 0))) > 0
             self.run_dir = new_run_dir(experiment_dir, _seed(cfg), create=not other_node)
         if cfg.ckpt_path:
-            check_checkpoint(cfg.ckpt_path, str(cfg.model.class_path))
+            check_checkpoint(cfg.ckpt_path, str(cfg.model.class_path), cfg.data)
         os.environ[RUN_DIR_ENV] = str(self.run_dir)  # inherited by DDP workers this process launches
         # always this run's folders: a config saved by another run names that run's folders,
         # and reusing them would overwrite its checkpoints
@@ -257,9 +257,12 @@ def _place_loggers(logger_cfg: Any, run_dir: Path, experiment: str) -> None:
             args.name = args.get("name") or run_dir.name
 
 
-def check_checkpoint(path: str, algorithm: str) -> None:
+def check_checkpoint(path: str, algorithm: str, data: Namespace | None = None) -> None:
     """Fail early, naming the file, unless ``path`` is a readable rl_lightning checkpoint of
-    ``algorithm`` (an import path such as ``rl_lightning.algorithms.PPO``).
+    ``algorithm`` (an import path such as ``rl_lightning.algorithms.PPO``) and, given the
+    ``data`` config of a resuming fit, that config keeps every option the checkpoint's data
+    state fixes (``EnvDataModule.options_fixed_by``): a refusal names each option with the
+    checkpoint's and the config's value, before anything is written.
 
     Loads with ``weights_only=True`` (tensors and plain types only, no code runs) and
     memory-mapped, so large checkpoints are not read twice into memory.
@@ -277,6 +280,28 @@ def check_checkpoint(path: str, algorithm: str) -> None:
         raise ConfigError(
             f"--ckpt_path {path} holds a {short(info['algorithm'])} model, but the config selects "
             f"{short(algorithm)} (model.class_path)."
+        )
+    if data is not None:
+        _check_fixed_options(path, checkpoint, data)
+
+
+def _check_fixed_options(path: str, checkpoint: dict[str, Any], data: Namespace) -> None:
+    """Refuse a resume whose ``data`` options differ from those the checkpoint fixes."""
+    import importlib
+
+    from rl_lightning.data.base import EnvDataModule
+
+    module_name, _, class_name = str(data.class_path).rpartition(".")
+    data_class = getattr(importlib.import_module(module_name), class_name, None)
+    saved_state = checkpoint.get(getattr(data_class, "__qualname__", ""))
+    if not (isinstance(data_class, type) and issubclass(data_class, EnvDataModule)) or saved_state is None:
+        return
+    options = data.init_args.as_dict() if isinstance(data.get("init_args"), Namespace) else {}
+    fixed = data_class.options_fixed_by(dict(checkpoint.get("datamodule_hyper_parameters") or {}), saved_state, options)
+    if fixed:
+        raise ConfigError(
+            f"--ckpt_path {path}: the checkpoint fixes {', '.join(fixed)}; resume with the checkpoint's "
+            "values (the run's config.yaml) or start a new run."
         )
 
 

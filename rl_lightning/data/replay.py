@@ -21,14 +21,20 @@ from torchrl.data import (
 
 from rl_lightning.data.base import EnvDataModule, identity_collate
 from rl_lightning.data.prioritized import PrioritizedSampler
+from rl_lightning.data.replay_state import (
+    KEYS,
+    buffer_state,
+    from_torchrl_state,
+    load_buffer_state,
+    read_snapshot,
+    write_snapshot,
+)
 from rl_lightning.errors import ConfigError
 
 if TYPE_CHECKING:
     from rl_lightning.algorithms.base import RLModule
 
 logging.getLogger("torchrl").setLevel(logging.WARNING)
-
-KEYS = ("observation", "action", "reward", "next_observation", "terminated", "discount")
 
 
 def n_step_transitions(batch: TensorDict, n: int, gamma: float) -> dict[str, torch.Tensor]:
@@ -151,6 +157,9 @@ class ReplayDataModule(EnvDataModule):
             replaced when a process starts); ``None`` is ``<run>/replay``.
     """
 
+    #: the stored transitions fix the capacity, sampler, and n-step horizon of the buffer
+    fixed_by_checkpoint = ("num_envs", "buffer_size", "prioritized", "n_step")
+
     def __init__(
         self,
         env_id: str = "Pendulum-v1",
@@ -189,6 +198,21 @@ class ReplayDataModule(EnvDataModule):
         self.scratch_dir = scratch_dir
         self.buffer: ReplayBuffer | None = None
         self.gamma = 0.99
+
+    @classmethod
+    def options_fixed_by(cls, saved_options: dict[str, Any], saved_state: dict[str, Any], options: dict[str, Any]) -> list[str]:
+        """As for every data module, plus ``alpha`` of a prioritized buffer (its priorities are
+        stored raised to ``alpha``) and ``memmap`` of a buffer saved as a memory-mapped snapshot
+        (read only by a memory-mapped buffer); ``memmap`` may be switched on, and the other
+        options (``batch_size``, ``frames_per_batch``, ``updates_per_batch``, ``beta``, ...)
+        apply on resume."""
+        fixed = super().options_fixed_by(saved_options, saved_state, options)
+        if saved_options.get("prioritized") and options.get("prioritized") and "alpha" in saved_options:
+            if saved_options["alpha"] != options.get("alpha"):
+                fixed.append(f"data.alpha (checkpoint {saved_options['alpha']!r}, config {options.get('alpha')!r})")
+        if isinstance(saved_state, dict) and "buffer_dir" in saved_state and not options.get("memmap"):
+            fixed.append(f"data.memmap (checkpoint True, config {options.get('memmap')!r})")
+        return fixed
 
     def connect(self, agent: "RLModule") -> None:
         """Collect with the agent's policy (random during warm-up); build the buffer."""
@@ -254,7 +278,8 @@ class ReplayDataModule(EnvDataModule):
         return DataLoader(ReplayStream(self), batch_size=None, collate_fn=identity_collate, num_workers=0)
 
     def state_dict(self) -> dict[str, Any]:
-        """Collector state plus the replay buffer: its contents (in-memory buffers) or, for
+        """Collector state plus the replay buffer: its contents as tensors and plain types
+        (in-memory buffers, see :func:`~rl_lightning.data.replay_state.buffer_state`) or, for
         memory-mapped ones, the folder of a snapshot taken now (see :meth:`snapshot`)."""
         state = super().state_dict()
         rank = self.trainer.global_rank if self.trainer is not None else 0
@@ -262,12 +287,13 @@ class ReplayDataModule(EnvDataModule):
             if self.memmap:
                 state["buffer_dir"] = str(self.snapshot().relative_to(self._run_dir()))  # the run folder can move
             else:
-                state["buffer"] = self.buffer.state_dict()
+                state["buffer"] = buffer_state(self.buffer)
         return state
 
     def snapshot(self) -> Path:
         """Copy the memory-mapped buffer to ``<run>/checkpoints/replay/frames-<N>`` (written to a
-        temporary folder, then renamed) and return that folder.
+        temporary folder, then renamed; the format of
+        :func:`~rl_lightning.data.replay_state.write_snapshot`) and return that folder.
 
         The live files keep changing after a checkpoint, so a checkpoint refers to a copy of
         the buffer as it was when the checkpoint was taken. The two newest copies are kept:
@@ -281,7 +307,7 @@ class ReplayDataModule(EnvDataModule):
             if tmp.exists():
                 shutil.rmtree(tmp)
             tmp.mkdir(parents=True)
-            self.buffer.dumps(tmp)
+            write_snapshot(self.buffer, tmp)
             os.replace(tmp, target)
             snapshots = sorted(root.glob("frames-*"), key=lambda d: int(d.name.split("-")[1]))
             for old in snapshots[:-2]:
@@ -292,20 +318,43 @@ class ReplayDataModule(EnvDataModule):
         return Path(self.trainer.default_root_dir if self.trainer is not None else ".").resolve()
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        """Restore the collector and the buffer."""
+        """Restore the collector and the buffer. Only tensors and plain types are read: a
+        snapshot folder must be a relative path inside ``<run>/checkpoints/replay/`` and is
+        accepted only with ``memmap`` on; nothing is unpickled."""
+        if self.buffer is None:  # before connect(): kept whole until the buffer exists
+            super().load_state_dict(state_dict)
+            return
         state_dict = dict(state_dict)
-        buffer_state = state_dict.pop("buffer", None)
+        saved_buffer = state_dict.pop("buffer", None)
         buffer_dir = state_dict.pop("buffer_dir", None)
         super().load_state_dict(state_dict)
-        if self.buffer is None:
-            return
-        if buffer_state is not None:
-            self.buffer.load_state_dict(buffer_state)
+        if saved_buffer is not None:
+            if isinstance(saved_buffer, dict) and "_storage" in saved_buffer:  # earlier rl_lightning
+                saved_buffer = from_torchrl_state(saved_buffer)
+            if not isinstance(saved_buffer, dict):
+                raise ConfigError("the checkpoint's replay buffer state is not a dict.")
+            load_buffer_state(self.buffer, saved_buffer, "the checkpoint")
         elif buffer_dir is not None:
-            buffer_dir = self._run_dir() / buffer_dir
-            if not buffer_dir.is_dir():
-                raise ConfigError(
-                    f"the checkpoint's replay buffer snapshot {buffer_dir} is missing (only the two newest are "
-                    "kept): resume from the run's last.ckpt."
-                )
-            self.buffer.loads(buffer_dir)
+            folder = self._snapshot_folder(buffer_dir)
+            load_buffer_state(self.buffer, read_snapshot(folder), f"the replay buffer snapshot {folder}")
+
+    def _snapshot_folder(self, buffer_dir: Any) -> Path:
+        """The snapshot folder a checkpoint names, checked to be one of this run's."""
+        if not self.memmap:
+            raise ConfigError(
+                "data.memmap is fixed by the checkpoint: its replay buffer is a memory-mapped snapshot "
+                "(checkpoint true, config false); resume with --data.memmap true."
+            )
+        root = (self._run_dir() / "checkpoints" / "replay").resolve()
+        folder = (self._run_dir() / str(buffer_dir)).resolve()
+        if not isinstance(buffer_dir, str) or Path(buffer_dir).is_absolute() or folder.parent != root:
+            raise ConfigError(
+                f"the checkpoint names the replay buffer folder {buffer_dir!r}, which is not a folder inside "
+                f"{root} (a snapshot is read only from the run's own checkpoints/replay/)."
+            )
+        if not folder.is_dir():
+            raise ConfigError(
+                f"the checkpoint's replay buffer snapshot {folder} is missing (only the two newest are "
+                "kept): resume from the run's last.ckpt."
+            )
+        return folder
