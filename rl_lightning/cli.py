@@ -47,6 +47,7 @@ from rl_lightning.errors import ConfigError
 from rl_lightning.runs.csv_logger import RunCSVLogger
 from rl_lightning.runs.folders import latest_run, new_run_dir
 from rl_lightning.runs.loggers import TensorBoard  # noqa: F401  (makes `--trainer.logger+=TensorBoard` resolve)
+from rl_lightning.secrets import SECRET_KEYS, scrub_secrets, scrubbed_argv  # noqa: F401  (SECRET_KEYS: public name)
 
 #: Environment variable through which DDP workers find the run folder rank 0 created.
 RUN_DIR_ENV = "RL_LIGHTNING_RUN_DIR"
@@ -201,14 +202,17 @@ class RLCLI(LightningCLI):
 
     def before_fit(self) -> None:
         """Apply ``--log_every_frames``; send the whole resolved config to W&B (Lightning
-        sends the model's hparams only)."""
+        sends the model's hparams only), secrets masked there and in the command line W&B
+        records when its run starts."""
         self.model.log_every_frames = self.config[self.subcommand].log_every_frames
         wandb_loggers = [lg for lg in self.trainer.loggers if type(lg).__name__ == "WandbLogger"]
         if wandb_loggers and self.trainer.is_global_zero:
             parser = self._parser(self.subcommand)
             config = scrub_secrets(yaml.safe_load(parser.dump(self.config[self.subcommand], skip_none=False)))
             for logger in wandb_loggers:
-                logger.experiment.config.update(config, allow_val_change=True)
+                with scrubbed_argv():
+                    experiment = logger.experiment  # starts the W&B run
+                experiment.config.update(config, allow_val_change=True)
 
     def after_fit(self) -> None:
         """Close W&B runs; print the final evaluation and where the run lives."""
@@ -226,21 +230,6 @@ class RLCLI(LightningCLI):
             )
         if self.run_dir is not None:
             print(f"Run folder: {self.run_dir}")
-
-
-SECRET_KEYS = ("api_key", "apikey", "token", "secret", "password")
-
-
-def scrub_secrets(value: Any) -> Any:
-    """A copy of a config (dicts/lists) with values of secret-looking keys replaced by '***'."""
-    if isinstance(value, dict):
-        return {
-            k: "***" if any(word in str(k).lower() for word in SECRET_KEYS) and v else scrub_secrets(v)
-            for k, v in value.items()
-        }
-    if isinstance(value, list):
-        return [scrub_secrets(v) for v in value]
-    return value
 
 
 def _place_loggers(logger_cfg: Any, run_dir: Path, experiment: str) -> None:

@@ -107,3 +107,60 @@ def test_a_pickled_array_in_a_snapshot_is_refused(in_tmp, capsys):
     assert exit_.value.code == 2 and not marker.exists()
     err = capsys.readouterr().err.strip().splitlines()[-1]
     assert err.startswith("error:") and "unreadable" in err and buffer_dir in err
+
+
+SECRET = "tok-REAL-5f3a9c"  # tests.helpers.envs.Vault.TOKEN
+
+
+def all_files(root: Path):
+    return [p for p in root.rglob("*") if p.is_file()]
+
+
+def test_a_secret_in_env_kwargs_reaches_the_env_and_nothing_written_or_sent(in_tmp, monkeypatch):
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    config = in_tmp / "vault.yaml"
+    config.write_text(f"data:\n  init_args:\n    env_kwargs:\n      api_token: {SECRET}\n")
+    common = [*DQN, "--data.env_id", "tests.helpers.envs:Vault-v0", "--experiment", "vault",
+              "--trainer.logger+=WandbLogger", "--trainer.logger+=TensorBoard"]
+    run_cli("fit", *common, "--config", str(config), "--data.total_frames", "128")
+    # resumed with the secret on the command line this time (W&B records the command line)
+    run_cli("fit", *common, "--data.env_kwargs", f"{{api_token: {SECRET}}}", "--data.total_frames", "256",
+            "--ckpt_path", "last")
+    (run,) = (in_tmp / "experiments" / "vault").iterdir()
+    files = all_files(run)
+    names = {p.name for p in files}
+    assert {"config.yaml", "hparams.yaml", "last.ckpt", "best.ckpt"} <= names  # the files that used to leak
+    assert any(n.startswith("config.resume-") for n in names) and any(n.endswith(".wandb") for n in names)
+    assert any("tfevents" in n for n in names)
+    for path in files:
+        assert SECRET.encode() not in path.read_bytes(), path
+    ckpt = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)
+    assert ckpt["datamodule_hyper_parameters"]["env_kwargs"] == {"api_token": "***"}
+    assert ckpt["ReplayDataModule"]["frames"] == 256  # the resumed run trained on the real token
+
+
+def test_secret_model_arguments_are_masked_where_logged_and_kept_for_the_module():
+    from rl_lightning.algorithms import DQN as DQNModule
+
+    class RemoteDQN(DQNModule):
+        def __init__(self, service_password: str = "", **kwargs):
+            super().__init__(**kwargs)
+            self.save_hyperparameters()
+
+    module = RemoteDQN(service_password=SECRET)
+    assert module.hparams.service_password == SECRET  # the module still has it at runtime
+    assert module.hparams_initial["service_password"] == "***"  # what Lightning logs
+    checkpoint = {"hyper_parameters": dict(module.hparams), "datamodule_hyper_parameters": {"x_api_key": SECRET}}
+    module.on_save_checkpoint(checkpoint)
+    assert checkpoint["hyper_parameters"]["service_password"] == "***"
+    assert checkpoint["datamodule_hyper_parameters"]["x_api_key"] == "***"
+
+
+def test_secrets_on_the_command_line_are_masked():
+    from rl_lightning.secrets import scrub_argv
+
+    argv = ["fit", "--data.env_kwargs", "{api_token: abc, size: 3}", "--wandb_api_key", "k1",
+            "--model.init_args.db_password=p2", "--data.total_frames", "5"]
+    assert scrub_argv(argv) == ["fit", "--data.env_kwargs", "{api_token: '***', size: 3}", "--wandb_api_key", "***",
+                                "--model.init_args.db_password=***", "--data.total_frames", "5"]

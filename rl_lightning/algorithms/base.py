@@ -11,9 +11,10 @@ import torch
 
 from rl_lightning.envs import EnvSpec
 from rl_lightning.errors import ConfigError
+from rl_lightning.secrets import ScrubbedHyperparameters, scrub_checkpoint
 
 
-class RLModule(L.LightningModule):
+class RLModule(ScrubbedHyperparameters, L.LightningModule):
     """Base class of the algorithms.
 
     The data module owns the environments; the algorithm owns networks, losses and
@@ -168,7 +169,9 @@ class RLModule(L.LightningModule):
 
     # --- checkpoints -------------------------------------------------------------------
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        """Store the environment spec (plain types) and the algorithm's name."""
+        """Store the environment spec (plain types) and the algorithm's name; mask secrets in
+        the model's and the data module's hyperparameters."""
+        scrub_checkpoint(checkpoint)
         checkpoint["rl_lightning"] = {
             "algorithm": f"{type(self).__module__}.{type(self).__qualname__}",
             "env_spec": self.spec.to_dict() if self.spec else None,

@@ -13,6 +13,7 @@ from torch.utils.data import DataLoader
 from rl_lightning.data.collector import VectorCollector
 from rl_lightning.envs import EnvSpec, check_env_id, make_vector_env
 from rl_lightning.errors import ConfigError
+from rl_lightning.secrets import ScrubbedHyperparameters
 
 if TYPE_CHECKING:
     import gymnasium as gym
@@ -25,7 +26,7 @@ def identity_collate(batch: Any) -> Any:
     return batch
 
 
-class EnvDataModule(L.LightningDataModule):
+class EnvDataModule(ScrubbedHyperparameters, L.LightningDataModule):
     """Base of the data modules: training environments, a collector that steps them with the
     algorithm's policy, frame counting and episode statistics.
 
