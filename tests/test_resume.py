@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 
 from tests.test_cli import PPO, run_cli
 
@@ -26,7 +27,29 @@ CASES = {
     "sac": (["--config", str(ROOT / "configs" / "sac.yaml"), "--data.total_frames", "480", "--data.frames_per_batch", "4",
              "--data.updates_per_batch", "4", "--data.batch_size", "64", "--evaluation.every_frames", "160",
              "--checkpoint.every_frames", "160", "--log_every_frames", "350", *QUIET], 320, "ReplayDataModule"),
+    # a row per batch: the first round after the stop logs the actor loss of the round before;
+    # 3-step returns over 4-frame batches: the pending steps of each window are checkpointed
+    "td3": (["--config", str(ROOT / "configs" / "td3.yaml"), "--data.total_frames", "480", "--data.frames_per_batch", "4",
+             "--data.n_step", "3",
+             "--data.updates_per_batch", "4", "--data.batch_size", "64", "--data.init_random_frames", "100",
+             "--evaluation.every_frames", "160", "--checkpoint.every_frames", "160", "--log_every_frames", "0",
+             *QUIET], 320, "ReplayDataModule"),
 }
+
+
+def test_every_algorithm_and_config_has_an_exact_resume_case():
+    """A new algorithm or config file cannot be left out of the exact-resume test."""
+    import rl_lightning.algorithms as algorithms
+    from rl_lightning.algorithms.base import RLModule
+
+    exported = {name for name in algorithms.__all__
+                if isinstance(getattr(algorithms, name), type) and issubclass(getattr(algorithms, name), RLModule)
+                and getattr(algorithms, name) is not RLModule}
+    configs = {str(path) for path in (ROOT / "configs").glob("*.yaml")}  # the algorithms' configs
+    used = {args[args.index("--config") + 1] for args, _, _ in CASES.values()}
+    assert configs <= used, sorted(configs - used)
+    covered = {yaml.safe_load(open(path))["model"]["class_path"].rsplit(".", 1)[-1] for path in used}
+    assert exported <= covered, sorted(exported - covered)
 
 
 def metric_rows(run):

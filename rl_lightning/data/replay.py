@@ -38,12 +38,13 @@ logging.getLogger("torchrl").setLevel(logging.WARNING)
 
 
 def n_step_transitions(batch: TensorDict, n: int, gamma: float) -> dict[str, torch.Tensor]:
-    """n-step transitions from a collector batch ``[envs, steps]``, flattened.
+    """n-step transitions from one collector batch ``[envs, steps]`` alone, flattened.
 
     For step ``t``: ``reward = sum_{k<m} gamma^k r_{t+k}``, ``next_observation`` the
     observation after step ``t+m-1``, ``terminated`` whether that step terminated, and
     ``discount = gamma^m``, where ``m <= n`` stops at the end of the episode and at the end
     of the batch (the transition then bootstraps earlier, as TorchRL's ``MultiStep`` does).
+    Training uses :class:`NStepWindow`, which does not cut windows at batch ends.
     """
     flat = lambda x: x.reshape(-1, *x.shape[2:])  # noqa: E731
     if n == 1:  # one-step transitions are the collected steps themselves
@@ -55,34 +56,107 @@ def n_step_transitions(batch: TensorDict, n: int, gamma: float) -> dict[str, tor
             "terminated": flat(batch["next", "terminated"].squeeze(-1)).float(),
             "discount": torch.full((batch.numel(),), gamma),
         }
-    reward = batch["next", "reward"].squeeze(-1)
-    done = batch["next", "done"].squeeze(-1)
-    terminated = batch["next", "terminated"].squeeze(-1)
-    next_obs = batch["next", "observation"]
-    envs, steps = reward.shape
+    return {key: flat(value) for key, value in _windows(_steps(batch), n, gamma).items()}
+
+
+#: The per-step entries n-step windows are computed from (``[envs, steps, ...]``).
+STEP_KEYS = ("observation", "action", "reward", "next_observation", "terminated", "done")
+
+
+def _steps(batch: TensorDict) -> dict[str, torch.Tensor]:
+    """A collector batch's entries that n-step windows use."""
+    return {
+        "observation": batch["observation"],
+        "action": batch["action"],
+        "reward": batch["next", "reward"].squeeze(-1),
+        "next_observation": batch["next", "observation"],
+        "terminated": batch["next", "terminated"].squeeze(-1),
+        "done": batch["next", "done"].squeeze(-1),
+    }
+
+
+def _windows(steps: dict[str, torch.Tensor], n: int, gamma: float) -> dict[str, torch.Tensor]:
+    """n-step transitions ``[envs, steps]`` of every step, windows cut at episode ends and at
+    the end of the steps given."""
+    reward, done, terminated, next_obs = steps["reward"], steps["done"], steps["terminated"], steps["next_observation"]
+    envs, length = reward.shape
     out_reward = torch.zeros_like(reward)
     out_next = next_obs.clone()
     out_term = torch.zeros_like(terminated)
     out_discount = torch.ones_like(reward)
     alive = torch.ones_like(done)  # still accumulating (no episode end yet within the window)
     for k in range(n):
-        idx = torch.arange(steps) + k
-        valid = idx < steps
-        idx = idx.clamp(max=steps - 1)
+        idx = torch.arange(length) + k
+        valid = idx < length
+        idx = idx.clamp(max=length - 1)
         take = alive & valid
         out_reward += torch.where(take, out_discount * reward[:, idx], torch.zeros_like(reward))
-        out_next = torch.where(take.view(envs, steps, *([1] * (next_obs.dim() - 2))), next_obs[:, idx], out_next)
+        out_next = torch.where(take.view(envs, length, *([1] * (next_obs.dim() - 2))), next_obs[:, idx], out_next)
         out_term = torch.where(take, terminated[:, idx], out_term)
         out_discount = torch.where(take, out_discount * gamma, out_discount)
         alive = take & ~done[:, idx]
     return {
-        "observation": flat(batch["observation"]),
-        "action": flat(batch["action"]),
-        "reward": flat(out_reward),
-        "next_observation": flat(out_next),
-        "terminated": flat(out_term).float(),
-        "discount": flat(out_discount),
+        "observation": steps["observation"],
+        "action": steps["action"],
+        "reward": out_reward,
+        "next_observation": out_next,
+        "terminated": out_term.float(),
+        "discount": out_discount,
     }
+
+
+class NStepWindow:
+    """n-step transitions across collected batches: each environment's last ``n - 1`` steps
+    wait (in :attr:`pending`) for the steps of the next batches that complete their windows,
+    so a window is cut only at an episode end, never at a batch end (with one-frame batches,
+    as SAC and TD3 collect, cutting there would leave one-step returns). The pending steps
+    are part of the checkpointed state (:meth:`state_dict`), so a resumed run stores the
+    same transitions.
+
+    Args:
+        n: steps of the return (1 stores the collected steps as they are).
+        gamma: discount factor.
+    """
+
+    def __init__(self, n: int, gamma: float) -> None:
+        self.n = n
+        self.gamma = gamma
+        #: the steps ``[envs, <= n-1]`` whose windows are not complete yet, or ``None``
+        self.pending: dict[str, torch.Tensor] | None = None
+
+    def __call__(self, batch: TensorDict) -> dict[str, torch.Tensor]:
+        """The transitions (flattened) whose windows this batch completes."""
+        if self.n == 1:
+            return n_step_transitions(batch, 1, self.gamma)
+        steps = _steps(batch)
+        if self.pending is not None:
+            steps = {key: torch.cat([self.pending[key], value], 1) for key, value in steps.items()}
+        length = steps["reward"].shape[1]
+        ready = max(length - (self.n - 1), 0)
+        self.pending = {key: value[:, ready:].clone() for key, value in steps.items()}
+        out = _windows(steps, self.n, self.gamma)
+        return {key: value[:, :ready].reshape(-1, *value.shape[2:]) for key, value in out.items()}
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        """The pending steps (tensors; empty when none)."""
+        return {key: value.clone() for key, value in (self.pending or {}).items()}
+
+    def load_state_dict(self, state: dict[str, Any], num_envs: int) -> None:
+        """Restore :meth:`state_dict` after checking it holds at most ``n - 1`` steps of
+        ``num_envs`` environments."""
+        if not state:
+            self.pending = None
+            return
+        ok = isinstance(state, dict) and set(state) == set(STEP_KEYS) and all(
+            isinstance(v, torch.Tensor) and v.dim() >= 2 and v.shape[0] == num_envs
+            and v.shape[1] == state["reward"].shape[1] <= self.n - 1 for v in state.values()
+        )
+        if not ok:
+            raise ConfigError(
+                f"the checkpoint's pending n-step steps must be tensors [{num_envs} envs, <= {self.n - 1} steps] "
+                f"with the keys {', '.join(STEP_KEYS)}."
+            )
+        self.pending = {key: value.clone() for key, value in state.items()}
 
 
 class UpdateRound:
@@ -124,7 +198,7 @@ class ReplayStream(IterableDataset):
         batches = iter(dm.collector)  # applies random states restored from a checkpoint first
         while True:
             dm.add(next(batches))
-            if dm.frames >= dm.init_random_frames:
+            if dm.frames >= dm.init_random_frames and len(dm.buffer) > 0:  # n-step: the first windows wait
                 yield UpdateRound(dm, dm.updates_per_batch)
 
 
@@ -198,6 +272,7 @@ class ReplayDataModule(EnvDataModule):
         self.scratch_dir = scratch_dir
         self.buffer: ReplayBuffer | None = None
         self.gamma = 0.99
+        self.window: NStepWindow | None = None
 
     @classmethod
     def options_fixed_by(cls, saved_options: dict[str, Any], saved_state: dict[str, Any], options: dict[str, Any]) -> list[str]:
@@ -231,6 +306,7 @@ class ReplayDataModule(EnvDataModule):
                 storage = LazyTensorStorage(self.buffer_size)
             sampler = PrioritizedSampler(self.buffer_size, self.alpha, self.beta) if self.prioritized else RandomSampler()
             self.buffer = ReplayBuffer(storage=storage, sampler=sampler, batch_size=self.batch_size)
+        self.window = NStepWindow(self.n_step, self.gamma)
         super().connect(agent)
         self.collector.policy = self._policy
 
@@ -241,8 +317,9 @@ class ReplayDataModule(EnvDataModule):
 
     def add(self, batch: TensorDict) -> None:
         """Turn a collected batch into (n-step) transitions and store them."""
-        data = n_step_transitions(batch, self.n_step, self.gamma)
-        self.buffer.extend(TensorDict(data, batch_size=[data["reward"].shape[0]]))
+        data = self.window(batch)
+        if data["reward"].shape[0]:
+            self.buffer.extend(TensorDict(data, batch_size=[data["reward"].shape[0]]))
         if self.prioritized:
             progress = min(self.frames / self.total_frames, 1.0)
             self.buffer.sampler.beta = self.beta + (1.0 - self.beta) * progress
@@ -282,6 +359,8 @@ class ReplayDataModule(EnvDataModule):
         (in-memory buffers, see :func:`~rl_lightning.data.replay_state.buffer_state`) or, for
         memory-mapped ones, the folder of a snapshot taken now (see :meth:`snapshot`)."""
         state = super().state_dict()
+        if self.window is not None and self.window.pending is not None:
+            state["n_step_pending"] = self.window.state_dict()
         rank = self.trainer.global_rank if self.trainer is not None else 0
         if self.buffer is not None and len(self.buffer.storage) > 0 and rank == 0:  # rank 0's is the one saved
             if self.memmap:
@@ -327,7 +406,11 @@ class ReplayDataModule(EnvDataModule):
         state_dict = dict(state_dict)
         saved_buffer = state_dict.pop("buffer", None)
         buffer_dir = state_dict.pop("buffer_dir", None)
+        pending = state_dict.pop("n_step_pending", None)
         super().load_state_dict(state_dict)
+        # the pending steps continue only the running episodes, when those were restored exactly
+        exact = self.collector is not None and self.collector._obs is not None
+        self.window.load_state_dict(pending if exact else None, self.num_envs)
         if saved_buffer is not None:
             if isinstance(saved_buffer, dict) and "_storage" in saved_buffer:  # earlier rl_lightning
                 saved_buffer = from_torchrl_state(saved_buffer)
