@@ -176,3 +176,29 @@ def test_the_data_module_stores_n_step_returns_from_one_frame_batches():
     for obs, reward, discount in zip(stored["observation"][:, 0], stored["reward"], stored["discount"]):
         assert (float(reward), float(discount)) == pytest.approx(expected[float(obs)][:2], rel=1e-5, abs=1e-6)
     assert torch.isclose(stored["discount"], torch.tensor(0.9**3)).any()
+
+
+def test_a_buffer_saved_by_torchrl_state_dict_in_earlier_checkpoints_still_loads():
+    """Checkpoints of earlier versions hold TorchRL's ``ReplayBuffer.state_dict()``; its rows,
+    writer position and priorities are read (nothing else), so those runs still resume."""
+    from rl_lightning.data.replay_state import buffer_state, from_torchrl_state, load_buffer_state
+
+    def make():
+        return ReplayBuffer(storage=LazyTensorStorage(8), sampler=PrioritizedSampler(8), batch_size=4)
+
+    n = 11  # wraps around: the cursor is not at the end
+    rows = {"observation": torch.randn(n, 3), "action": torch.arange(n), "reward": torch.randn(n),
+            "next_observation": torch.randn(n, 3), "terminated": torch.zeros(n), "discount": torch.full((n,), 0.9)}
+    old = make()
+    old.extend(TensorDict(rows, [n]))
+    old.update_priority(torch.arange(8), torch.rand(8) * 5)
+    new = make()
+    load_buffer_state(new, from_torchrl_state(old.state_dict()), "old.ckpt")
+    a, b = buffer_state(old), buffer_state(new)
+    assert (a["length"], a["cursor"], a["write_count"]) == (b["length"], b["cursor"], b["write_count"]) == (8, 3, 11)
+    for key in rows:
+        assert torch.equal(a["rows"][key], b["rows"][key]), key
+    assert torch.equal(a["sampler"]["sums"], b["sampler"]["sums"])
+    with pytest.raises(Exception, match="data.buffer_size is fixed by the checkpoint"):
+        small = ReplayBuffer(storage=LazyTensorStorage(4), sampler=PrioritizedSampler(4), batch_size=4)
+        load_buffer_state(small, b, "old.ckpt")
