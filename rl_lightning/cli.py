@@ -168,6 +168,8 @@ class RLCLI(LightningCLI):
             self.run_dir = new_run_dir(experiment_dir, _seed(cfg), create=not other_node)
         if cfg.ckpt_path:
             check_checkpoint(cfg.ckpt_path, str(cfg.model.class_path), cfg.data)
+            if cfg.get("weights_only") is None:
+                cfg.weights_only = True  # tensors and plain types only, whatever torch's default
         os.environ[RUN_DIR_ENV] = str(self.run_dir)  # inherited by DDP workers this process launches
         # always this run's folders: a config saved by another run names that run's folders,
         # and reusing them would overwrite its checkpoints

@@ -1,6 +1,7 @@
 """Checkpoints run no code on resume and secrets are written nowhere."""
 
 import pickle
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -125,8 +126,10 @@ def test_a_secret_in_env_kwargs_reaches_the_env_and_nothing_written_or_sent(in_t
               "--trainer.logger+=WandbLogger", "--trainer.logger+=TensorBoard"]
     run_cli("fit", *common, "--config", str(config), "--data.total_frames", "128")
     # resumed with the secret on the command line this time (W&B records the command line)
-    run_cli("fit", *common, "--data.env_kwargs", f"{{api_token: {SECRET}}}", "--data.total_frames", "256",
-            "--ckpt_path", "last")
+    argv = ["fit", *common, "--data.env_kwargs", f"{{api_token: {SECRET}}}", "--data.total_frames", "256",
+            "--ckpt_path", "last"]
+    monkeypatch.setattr(sys, "argv", ["rl_lightning", *argv])  # what W&B records, as from a shell
+    run_cli(*argv)
     (run,) = (in_tmp / "experiments" / "vault").iterdir()
     files = all_files(run)
     names = {p.name for p in files}

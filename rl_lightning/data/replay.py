@@ -207,7 +207,10 @@ class ReplayDataModule(EnvDataModule):
     ``updates_per_batch`` sampled minibatches to the algorithm after each collection.
 
     The first ``init_random_frames`` frames use uniformly random actions and no updates.
-    n-step returns (``n_step > 1``) use the algorithm's discount ``gamma``.
+    n-step returns (``n_step > 1``) use the algorithm's discount ``gamma``; their windows span
+    batch boundaries (:class:`NStepWindow`). On resume, ``num_envs``, ``buffer_size``,
+    ``prioritized``, ``n_step`` (and ``alpha`` of a prioritized buffer) must keep the
+    checkpoint's values; the other options apply (see :meth:`options_fixed_by`).
 
     Args:
         env_id: Gymnasium environment id.
@@ -224,9 +227,11 @@ class ReplayDataModule(EnvDataModule):
         prioritized: prioritized replay (priorities from the algorithm's TD errors).
         alpha: prioritization exponent.
         beta: initial importance-sampling exponent, annealed linearly to 1 over ``total_frames``.
-        n_step: steps of the multi-step return (1 = one-step TD).
+        n_step: steps of the multi-step return (1 = one-step TD); a transition's last ``n_step - 1``
+            steps may come from later batches.
         memmap: keep the buffer in memory-mapped files (large buffers) instead of RAM;
-            checkpoints then refer to a copy in ``<run>/checkpoints/replay/``.
+            checkpoints then refer to a copy in ``<run>/checkpoints/replay/`` (NumPy files and
+            a tensors-only state; a checkpoint of an in-memory buffer may resume with it on).
         scratch_dir: folder of the live memory-mapped files (``<scratch_dir>/live-rank<N>``,
             replaced when a process starts); ``None`` is ``<run>/replay``.
     """
