@@ -174,7 +174,9 @@ class EnvDataModule(ScrubbedHyperparameters, L.LightningDataModule):
         }
 
     @classmethod
-    def options_fixed_by(cls, saved_options: dict[str, Any], saved_state: dict[str, Any], options: dict[str, Any]) -> list[str]:
+    def options_fixed_by(
+        cls, saved_options: dict[str, Any], saved_state: dict[str, Any], options: dict[str, Any]
+    ) -> list[str]:
         """The options in ``options`` (a config's ``data.init_args``) that differ from the values
         a checkpoint fixes, each as ``"data.<name> (checkpoint <value>, config <value>)"``.
 

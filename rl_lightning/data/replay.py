@@ -280,7 +280,9 @@ class ReplayDataModule(EnvDataModule):
         self.window: NStepWindow | None = None
 
     @classmethod
-    def options_fixed_by(cls, saved_options: dict[str, Any], saved_state: dict[str, Any], options: dict[str, Any]) -> list[str]:
+    def options_fixed_by(
+        cls, saved_options: dict[str, Any], saved_state: dict[str, Any], options: dict[str, Any]
+    ) -> list[str]:
         """As for every data module, plus ``alpha`` of a prioritized buffer (its priorities are
         stored raised to ``alpha``) and ``memmap`` of a buffer saved as a memory-mapped snapshot
         (read only by a memory-mapped buffer); ``memmap`` may be switched on, and the other
