@@ -47,6 +47,7 @@ from rl_lightning.errors import ConfigError
 from rl_lightning.runs.csv_logger import RunCSVLogger
 from rl_lightning.runs.folders import latest_run, new_run_dir
 from rl_lightning.runs.loggers import TensorBoard  # noqa: F401  (makes `--trainer.logger+=TensorBoard` resolve)
+from rl_lightning.secrets import SECRET_KEYS, scrub_secrets, scrubbed_argv  # noqa: F401  (SECRET_KEYS: public name)
 
 #: Environment variable through which DDP workers find the run folder rank 0 created.
 RUN_DIR_ENV = "RL_LIGHTNING_RUN_DIR"
@@ -166,8 +167,10 @@ class RLCLI(LightningCLI):
             other_node = int(os.environ.get("NODE_RANK", os.environ.get("GROUP_RANK", 0))) > 0
             self.run_dir = new_run_dir(experiment_dir, _seed(cfg), create=not other_node)
         if cfg.ckpt_path:
-            check_checkpoint(cfg.ckpt_path, str(cfg.model.class_path))
+            check_checkpoint(cfg.ckpt_path, str(cfg.model.class_path), cfg.data)
             _exit_if_budget_met(cfg)
+            if cfg.get("weights_only") is None:
+                cfg.weights_only = True  # tensors and plain types only, whatever torch's default
         os.environ[RUN_DIR_ENV] = str(self.run_dir)  # inherited by DDP workers this process launches
         # always this run's folders: a config saved by another run names that run's folders,
         # and reusing them would overwrite its checkpoints
@@ -203,7 +206,8 @@ class RLCLI(LightningCLI):
     def before_fit(self) -> None:
         """Say where the run lives (also printed at the end; a stopped run's log has it too);
         apply ``--log_every_frames``; send the whole resolved config to W&B (Lightning sends
-        the model's hparams only)."""
+        the model's hparams only), secrets masked there and in the command line W&B records
+        when its run starts."""
         if self.run_dir is not None and self.trainer.is_global_zero:
             print(f"Run folder: {self.run_dir}", flush=True)
         self.model.log_every_frames = self.config[self.subcommand].log_every_frames
@@ -212,7 +216,9 @@ class RLCLI(LightningCLI):
             parser = self._parser(self.subcommand)
             config = scrub_secrets(yaml.safe_load(parser.dump(self.config[self.subcommand], skip_none=False)))
             for logger in wandb_loggers:
-                logger.experiment.config.update(config, allow_val_change=True)
+                with scrubbed_argv():
+                    experiment = logger.experiment  # starts the W&B run
+                experiment.config.update(config, allow_val_change=True)
 
     def after_fit(self) -> None:
         """Close W&B runs; print the final evaluation and where the run lives."""
@@ -232,21 +238,6 @@ class RLCLI(LightningCLI):
             print(f"Run folder: {self.run_dir}")
 
 
-SECRET_KEYS = ("api_key", "apikey", "token", "secret", "password")
-
-
-def scrub_secrets(value: Any) -> Any:
-    """A copy of a config (dicts/lists) with values of secret-looking keys replaced by '***'."""
-    if isinstance(value, dict):
-        return {
-            k: "***" if any(word in str(k).lower() for word in SECRET_KEYS) and v else scrub_secrets(v)
-            for k, v in value.items()
-        }
-    if isinstance(value, list):
-        return [scrub_secrets(v) for v in value]
-    return value
-
-
 def _place_loggers(logger_cfg: Any, run_dir: Path, experiment: str) -> None:
     """Point configured loggers without an explicit folder into the run folder."""
     entries = logger_cfg if isinstance(logger_cfg, list) else [logger_cfg]
@@ -261,9 +252,12 @@ def _place_loggers(logger_cfg: Any, run_dir: Path, experiment: str) -> None:
             args.name = args.get("name") or run_dir.name
 
 
-def check_checkpoint(path: str, algorithm: str) -> None:
+def check_checkpoint(path: str, algorithm: str, data: Namespace | None = None) -> None:
     """Fail early, naming the file, unless ``path`` is a readable rl_lightning checkpoint of
-    ``algorithm`` (an import path such as ``rl_lightning.algorithms.PPO``).
+    ``algorithm`` (an import path such as ``rl_lightning.algorithms.PPO``) and, given the
+    ``data`` config of a resuming fit, that config keeps every option the checkpoint's data
+    state fixes (``EnvDataModule.options_fixed_by``): a refusal names each option with the
+    checkpoint's and the config's value, before anything is written.
 
     Loads with ``weights_only=True`` (tensors and plain types only, no code runs) and
     memory-mapped, so large checkpoints are not read twice into memory.
@@ -281,6 +275,28 @@ def check_checkpoint(path: str, algorithm: str) -> None:
         raise ConfigError(
             f"--ckpt_path {path} holds a {short(info['algorithm'])} model, but the config selects "
             f"{short(algorithm)} (model.class_path)."
+        )
+    if data is not None:
+        _check_fixed_options(path, checkpoint, data)
+
+
+def _check_fixed_options(path: str, checkpoint: dict[str, Any], data: Namespace) -> None:
+    """Refuse a resume whose ``data`` options differ from those the checkpoint fixes."""
+    import importlib
+
+    from rl_lightning.data.base import EnvDataModule
+
+    module_name, _, class_name = str(data.class_path).rpartition(".")
+    data_class = getattr(importlib.import_module(module_name), class_name, None)
+    saved_state = checkpoint.get(getattr(data_class, "__qualname__", ""))
+    if not (isinstance(data_class, type) and issubclass(data_class, EnvDataModule)) or saved_state is None:
+        return
+    options = data.init_args.as_dict() if isinstance(data.get("init_args"), Namespace) else {}
+    fixed = data_class.options_fixed_by(dict(checkpoint.get("datamodule_hyper_parameters") or {}), saved_state, options)
+    if fixed:
+        raise ConfigError(
+            f"--ckpt_path {path}: the checkpoint fixes {', '.join(fixed)}; resume with the checkpoint's "
+            "values (the run's config.yaml) or start a new run."
         )
 
 

@@ -4,8 +4,10 @@ import csv
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
+import yaml
 
 from tests.test_cli import PPO, run_cli
 
@@ -26,7 +28,29 @@ CASES = {
     "sac": (["--config", str(ROOT / "configs" / "sac.yaml"), "--data.total_frames", "480", "--data.frames_per_batch", "4",
              "--data.updates_per_batch", "4", "--data.batch_size", "64", "--evaluation.every_frames", "160",
              "--checkpoint.every_frames", "160", "--log_every_frames", "350", *QUIET], 320, "ReplayDataModule"),
+    # a row per batch: the first round after the stop logs the actor loss of the round before;
+    # 3-step returns over 4-frame batches: the pending steps of each window are checkpointed
+    "td3": (["--config", str(ROOT / "configs" / "td3.yaml"), "--data.total_frames", "480", "--data.frames_per_batch", "4",
+             "--data.n_step", "3",
+             "--data.updates_per_batch", "4", "--data.batch_size", "64", "--data.init_random_frames", "100",
+             "--evaluation.every_frames", "160", "--checkpoint.every_frames", "160", "--log_every_frames", "0",
+             *QUIET], 320, "ReplayDataModule"),
 }
+
+
+def test_every_algorithm_and_config_has_an_exact_resume_case():
+    """A new algorithm or config file cannot be left out of the exact-resume test."""
+    import rl_lightning.algorithms as algorithms
+    from rl_lightning.algorithms.base import RLModule
+
+    exported = {name for name in algorithms.__all__
+                if isinstance(getattr(algorithms, name), type) and issubclass(getattr(algorithms, name), RLModule)
+                and getattr(algorithms, name) is not RLModule}
+    configs = {str(path) for path in (ROOT / "configs").glob("*.yaml")}  # the algorithms' configs
+    used = {args[args.index("--config") + 1] for args, _, _ in CASES.values()}
+    assert configs <= used, sorted(configs - used)
+    covered = {yaml.safe_load(open(path))["model"]["class_path"].rsplit(".", 1)[-1] for path in used}
+    assert exported <= covered, sorted(exported - covered)
 
 
 def metric_rows(run):
@@ -56,3 +80,40 @@ def test_resumed_run_equals_the_uninterrupted_one(in_tmp, case):
     if "--data.memmap" in common:  # the checkpoint names a snapshot of the buffer inside the run
         assert (resumed / b[data_key]["buffer_dir"]).parent == resumed / "checkpoints" / "replay"
         assert len(list((resumed / "checkpoints" / "replay").iterdir())) <= 2
+
+
+SMALL_DQN = ["--config", str(ROOT / "configs" / "dqn.yaml"), "--data.frames_per_batch", "64",
+             "--data.init_random_frames", "64", "--data.batch_size", "16", "--data.updates_per_batch", "2",
+             "--evaluation.every_frames", "128", "--checkpoint.every_frames", "128", *QUIET, "--experiment", "dqn"]
+
+
+def test_resume_refuses_the_options_a_checkpoint_fixes_and_leaves_the_run_untouched(in_tmp, capsys):
+    run_cli("fit", *SMALL_DQN, "--data.total_frames", "128")
+    (run,) = (in_tmp / "experiments" / "dqn").iterdir()
+    before = {p.relative_to(run): p.read_bytes() for p in run.rglob("*") if p.is_file()}
+    with pytest.raises(SystemExit) as exit_:
+        run_cli("fit", *SMALL_DQN, "--data.total_frames", "256", "--ckpt_path", "last", "--data.buffer_size", "500",
+                "--data.n_step", "3", "--data.prioritized", "true", "--data.num_envs", "2",
+                "--data.frames_per_batch", "64")
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith("error:") and f"{run.name}/checkpoints/last.ckpt" in err
+    for fixed in ("data.buffer_size (checkpoint 100000, config 500)", "data.n_step (checkpoint 1, config 3)",
+                  "data.prioritized (checkpoint False, config True)", "data.num_envs (checkpoint 1, config 2)"):
+        assert fixed in err, fixed
+    after = {p.relative_to(run): p.read_bytes() for p in run.rglob("*") if p.is_file()}
+    assert after == before  # no config.resume-*.yaml, checkpoints and metrics as they were
+
+
+def test_resume_applies_the_options_a_checkpoint_does_not_fix(in_tmp):
+    """Batch sizes and update counts apply on resume; an in-memory buffer moves to memory-mapped files."""
+    run_cli("fit", *SMALL_DQN, "--data.total_frames", "128")
+    run_cli("fit", *SMALL_DQN, "--data.total_frames", "384", "--ckpt_path", "last", "--data.memmap", "true",
+            "--data.frames_per_batch", "128", "--data.batch_size", "8")
+    (run,) = (in_tmp / "experiments" / "dqn").iterdir()
+    ckpt = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)
+    state = ckpt["ReplayDataModule"]
+    assert state["frames"] == 384 and ckpt["datamodule_hyper_parameters"]["batch_size"] == 8
+    snapshot = run / state["buffer_dir"]
+    assert np.load(snapshot / "reward.npy", allow_pickle=False).shape == (384,)  # the first 128 came along
+    assert [float(r["frames"]) for r in metric_rows(run)] == [64, 128, 256, 384]

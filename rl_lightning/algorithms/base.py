@@ -12,9 +12,10 @@ from lightning.pytorch.utilities import rank_zero_warn
 
 from rl_lightning.envs import EnvSpec
 from rl_lightning.errors import ConfigError
+from rl_lightning.secrets import ScrubbedHyperparameters, scrub_checkpoint
 
 
-class RLModule(L.LightningModule):
+class RLModule(ScrubbedHyperparameters, L.LightningModule):
     """Base class of the algorithms.
 
     The data module owns the environments; the algorithm owns networks, losses and
@@ -175,7 +176,9 @@ class RLModule(L.LightningModule):
     # --- checkpoints -------------------------------------------------------------------
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Store the environment spec (plain types), the algorithm's name, the frames trained
-        (over all processes) and the frame budget they were trained under."""
+        (over all processes) and the frame budget they were trained under; mask secrets in
+        the model's and the data module's hyperparameters."""
+        scrub_checkpoint(checkpoint)
         datamodule = getattr(self._trainer, "datamodule", None) if self._trainer else None
         checkpoint["rl_lightning"] = {
             "algorithm": f"{type(self).__module__}.{type(self).__qualname__}",

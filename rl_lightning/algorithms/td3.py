@@ -72,6 +72,9 @@ class TD3(OffPolicyModule):
         self.save_hyperparameters(ignore=["actor_net", "critic_net"])
         self.actor_builder = actor_net or _default_net
         self.critic_builder = critic_net or _default_net
+        #: the latest actor loss (logged on the updates between actor updates); a buffer, so it
+        #: is checkpointed (exact resume) and lives on the module's device
+        self.register_buffer("last_actor_loss", torch.zeros(()))
 
     def build(self, spec: EnvSpec) -> None:
         """Actor, twin critics and their targets."""
@@ -114,6 +117,11 @@ class TD3(OffPolicyModule):
             self.critic.requires_grad_(True)
             soft_update(self.critic_target, self.critic, hp.tau)
             soft_update(self.actor_target, self.actor, hp.tau)
-            self._last_actor_loss = actor_loss.detach()
-        stats["loss/policy"] = getattr(self, "_last_actor_loss", torch.tensor(0.0))
+            self.last_actor_loss.copy_(actor_loss.detach())
+        stats["loss/policy"] = self.last_actor_loss.clone()
         return stats
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        """Checkpoints written before ``last_actor_loss`` was saved resume with it at zero."""
+        checkpoint.get("state_dict", {}).setdefault("last_actor_loss", torch.zeros(()))
+        super().on_load_checkpoint(checkpoint)

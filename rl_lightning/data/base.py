@@ -13,6 +13,7 @@ from torch.utils.data import DataLoader
 from rl_lightning.data.collector import VectorCollector
 from rl_lightning.envs import EnvSpec, check_env_id, make_vector_env
 from rl_lightning.errors import ConfigError
+from rl_lightning.secrets import ScrubbedHyperparameters
 
 if TYPE_CHECKING:
     import gymnasium as gym
@@ -25,7 +26,7 @@ def identity_collate(batch: Any) -> Any:
     return batch
 
 
-class EnvDataModule(L.LightningDataModule):
+class EnvDataModule(ScrubbedHyperparameters, L.LightningDataModule):
     """Base of the data modules: training environments, a collector that steps them with the
     algorithm's policy, frame counting and episode statistics.
 
@@ -44,6 +45,10 @@ class EnvDataModule(L.LightningDataModule):
         env_kwargs: keyword arguments for ``gymnasium.make``, e.g. ``{max_episode_steps: 200}``.
         seed: seed of the environments; ``None`` takes the run's ``seed_everything``.
     """
+
+    #: Options a checkpoint's state fixes (the running episodes have one row per environment):
+    #: resuming with another value is refused, see :meth:`options_fixed_by`.
+    fixed_by_checkpoint: tuple[str, ...] = ("num_envs",)
 
     def __init__(
         self,
@@ -167,6 +172,24 @@ class EnvDataModule(L.LightningDataModule):
             "train/episode_length": len_sum / count,
             "train/episodes": episodes,
         }
+
+    @classmethod
+    def options_fixed_by(
+        cls, saved_options: dict[str, Any], saved_state: dict[str, Any], options: dict[str, Any]
+    ) -> list[str]:
+        """The options in ``options`` (a config's ``data.init_args``) that differ from the values
+        a checkpoint fixes, each as ``"data.<name> (checkpoint <value>, config <value>)"``.
+
+        Args:
+            saved_options: the checkpoint's ``datamodule_hyper_parameters``.
+            saved_state: the data module's state in the checkpoint.
+            options: the options the resuming config gives.
+        """
+        return [
+            f"data.{name} (checkpoint {saved_options[name]!r}, config {options[name]!r})"
+            for name in cls.fixed_by_checkpoint
+            if name in saved_options and name in options and saved_options[name] != options[name]
+        ]
 
     def state_dict(self) -> dict[str, Any]:
         """The collector's state (counters, running episodes, random-number generators)."""

@@ -16,6 +16,8 @@ import numpy as np
 import torch
 from torchrl.data.replay_buffers.samplers import Sampler
 
+from rl_lightning.errors import ConfigError
+
 
 class SumMinTree:
     """Binary trees over ``capacity`` leaves holding sums and minima of leaf values."""
@@ -123,6 +125,20 @@ class PrioritizedSampler(Sampler):
         return {"sums": torch.from_numpy(self.tree.sums.copy()), "mins": torch.from_numpy(self.tree.mins.copy()),
                 "max_priority": self.max_priority, "beta": self.beta}
 
+    def check_state_dict(self, state_dict: Any, source: str) -> None:
+        """Raise a ``ConfigError`` naming ``source`` unless ``state_dict`` is a
+        :meth:`state_dict` of a sampler of this capacity."""
+        size = 2 * self.tree.size
+        ok = isinstance(state_dict, dict) and all(
+            isinstance(state_dict.get(k), torch.Tensor) and state_dict[k].dtype == torch.float64
+            and tuple(state_dict[k].shape) == (size,) for k in ("sums", "mins")
+        ) and all(isinstance(state_dict.get(k), (int, float)) for k in ("max_priority", "beta"))
+        if not ok:
+            raise ConfigError(
+                f"{source}: the prioritized sampler state must hold float64 'sums' and 'mins' of {size} "
+                "values (the tree of data.buffer_size leaves) and numbers 'max_priority' and 'beta'."
+            )
+
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Inverse of :meth:`state_dict`."""
         self.tree.sums = state_dict["sums"].numpy().copy()
@@ -141,7 +157,7 @@ class PrioritizedSampler(Sampler):
     def loads(self, path: str | Path) -> None:
         """Inverse of :meth:`dumps`."""
         path = Path(path)
-        self.tree.sums = np.load(path / "sums.npy")
-        self.tree.mins = np.load(path / "mins.npy")
+        self.tree.sums = np.load(path / "sums.npy", allow_pickle=False)
+        self.tree.mins = np.load(path / "mins.npy", allow_pickle=False)
         meta = json.loads((path / "meta.json").read_text())
         self.max_priority, self.beta = meta["max_priority"], meta["beta"]

@@ -21,6 +21,14 @@ from torchrl.data import (
 
 from rl_lightning.data.base import EnvDataModule, identity_collate
 from rl_lightning.data.prioritized import PrioritizedSampler
+from rl_lightning.data.replay_state import (
+    KEYS,
+    buffer_state,
+    from_torchrl_state,
+    load_buffer_state,
+    read_snapshot,
+    write_snapshot,
+)
 from rl_lightning.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -28,16 +36,15 @@ if TYPE_CHECKING:
 
 logging.getLogger("torchrl").setLevel(logging.WARNING)
 
-KEYS = ("observation", "action", "reward", "next_observation", "terminated", "discount")
-
 
 def n_step_transitions(batch: TensorDict, n: int, gamma: float) -> dict[str, torch.Tensor]:
-    """n-step transitions from a collector batch ``[envs, steps]``, flattened.
+    """n-step transitions from one collector batch ``[envs, steps]`` alone, flattened.
 
     For step ``t``: ``reward = sum_{k<m} gamma^k r_{t+k}``, ``next_observation`` the
     observation after step ``t+m-1``, ``terminated`` whether that step terminated, and
     ``discount = gamma^m``, where ``m <= n`` stops at the end of the episode and at the end
     of the batch (the transition then bootstraps earlier, as TorchRL's ``MultiStep`` does).
+    Training uses :class:`NStepWindow`, which does not cut windows at batch ends.
     """
     flat = lambda x: x.reshape(-1, *x.shape[2:])  # noqa: E731
     if n == 1:  # one-step transitions are the collected steps themselves
@@ -49,34 +56,107 @@ def n_step_transitions(batch: TensorDict, n: int, gamma: float) -> dict[str, tor
             "terminated": flat(batch["next", "terminated"].squeeze(-1)).float(),
             "discount": torch.full((batch.numel(),), gamma),
         }
-    reward = batch["next", "reward"].squeeze(-1)
-    done = batch["next", "done"].squeeze(-1)
-    terminated = batch["next", "terminated"].squeeze(-1)
-    next_obs = batch["next", "observation"]
-    envs, steps = reward.shape
+    return {key: flat(value) for key, value in _windows(_steps(batch), n, gamma).items()}
+
+
+#: The per-step entries n-step windows are computed from (``[envs, steps, ...]``).
+STEP_KEYS = ("observation", "action", "reward", "next_observation", "terminated", "done")
+
+
+def _steps(batch: TensorDict) -> dict[str, torch.Tensor]:
+    """A collector batch's entries that n-step windows use."""
+    return {
+        "observation": batch["observation"],
+        "action": batch["action"],
+        "reward": batch["next", "reward"].squeeze(-1),
+        "next_observation": batch["next", "observation"],
+        "terminated": batch["next", "terminated"].squeeze(-1),
+        "done": batch["next", "done"].squeeze(-1),
+    }
+
+
+def _windows(steps: dict[str, torch.Tensor], n: int, gamma: float) -> dict[str, torch.Tensor]:
+    """n-step transitions ``[envs, steps]`` of every step, windows cut at episode ends and at
+    the end of the steps given."""
+    reward, done, terminated, next_obs = steps["reward"], steps["done"], steps["terminated"], steps["next_observation"]
+    envs, length = reward.shape
     out_reward = torch.zeros_like(reward)
     out_next = next_obs.clone()
     out_term = torch.zeros_like(terminated)
     out_discount = torch.ones_like(reward)
     alive = torch.ones_like(done)  # still accumulating (no episode end yet within the window)
     for k in range(n):
-        idx = torch.arange(steps) + k
-        valid = idx < steps
-        idx = idx.clamp(max=steps - 1)
+        idx = torch.arange(length) + k
+        valid = idx < length
+        idx = idx.clamp(max=length - 1)
         take = alive & valid
         out_reward += torch.where(take, out_discount * reward[:, idx], torch.zeros_like(reward))
-        out_next = torch.where(take.view(envs, steps, *([1] * (next_obs.dim() - 2))), next_obs[:, idx], out_next)
+        out_next = torch.where(take.view(envs, length, *([1] * (next_obs.dim() - 2))), next_obs[:, idx], out_next)
         out_term = torch.where(take, terminated[:, idx], out_term)
         out_discount = torch.where(take, out_discount * gamma, out_discount)
         alive = take & ~done[:, idx]
     return {
-        "observation": flat(batch["observation"]),
-        "action": flat(batch["action"]),
-        "reward": flat(out_reward),
-        "next_observation": flat(out_next),
-        "terminated": flat(out_term).float(),
-        "discount": flat(out_discount),
+        "observation": steps["observation"],
+        "action": steps["action"],
+        "reward": out_reward,
+        "next_observation": out_next,
+        "terminated": out_term.float(),
+        "discount": out_discount,
     }
+
+
+class NStepWindow:
+    """n-step transitions across collected batches: each environment's last ``n - 1`` steps
+    wait (in :attr:`pending`) for the steps of the next batches that complete their windows,
+    so a window is cut only at an episode end, never at a batch end (with one-frame batches,
+    as SAC and TD3 collect, cutting there would leave one-step returns). The pending steps
+    are part of the checkpointed state (:meth:`state_dict`), so a resumed run stores the
+    same transitions.
+
+    Args:
+        n: steps of the return (1 stores the collected steps as they are).
+        gamma: discount factor.
+    """
+
+    def __init__(self, n: int, gamma: float) -> None:
+        self.n = n
+        self.gamma = gamma
+        #: the steps ``[envs, <= n-1]`` whose windows are not complete yet, or ``None``
+        self.pending: dict[str, torch.Tensor] | None = None
+
+    def __call__(self, batch: TensorDict) -> dict[str, torch.Tensor]:
+        """The transitions (flattened) whose windows this batch completes."""
+        if self.n == 1:
+            return n_step_transitions(batch, 1, self.gamma)
+        steps = _steps(batch)
+        if self.pending is not None:
+            steps = {key: torch.cat([self.pending[key], value], 1) for key, value in steps.items()}
+        length = steps["reward"].shape[1]
+        ready = max(length - (self.n - 1), 0)
+        self.pending = {key: value[:, ready:].clone() for key, value in steps.items()}
+        out = _windows(steps, self.n, self.gamma)
+        return {key: value[:, :ready].reshape(-1, *value.shape[2:]) for key, value in out.items()}
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        """The pending steps (tensors; empty when none)."""
+        return {key: value.clone() for key, value in (self.pending or {}).items()}
+
+    def load_state_dict(self, state: dict[str, Any], num_envs: int) -> None:
+        """Restore :meth:`state_dict` after checking it holds at most ``n - 1`` steps of
+        ``num_envs`` environments."""
+        if not state:
+            self.pending = None
+            return
+        ok = isinstance(state, dict) and set(state) == set(STEP_KEYS) and all(
+            isinstance(v, torch.Tensor) and v.dim() >= 2 and v.shape[0] == num_envs
+            and v.shape[1] == state["reward"].shape[1] <= self.n - 1 for v in state.values()
+        )
+        if not ok:
+            raise ConfigError(
+                f"the checkpoint's pending n-step steps must be tensors [{num_envs} envs, <= {self.n - 1} steps] "
+                f"with the keys {', '.join(STEP_KEYS)}."
+            )
+        self.pending = {key: value.clone() for key, value in state.items()}
 
 
 class UpdateRound:
@@ -118,7 +198,7 @@ class ReplayStream(IterableDataset):
         batches = iter(dm.collector)  # applies random states restored from a checkpoint first
         while True:
             dm.add(next(batches))
-            if dm.frames >= dm.init_random_frames:
+            if dm.frames >= dm.init_random_frames and len(dm.buffer) > 0:  # n-step: the first windows wait
                 yield UpdateRound(dm, dm.updates_per_batch)
 
 
@@ -127,7 +207,10 @@ class ReplayDataModule(EnvDataModule):
     ``updates_per_batch`` sampled minibatches to the algorithm after each collection.
 
     The first ``init_random_frames`` frames use uniformly random actions and no updates.
-    n-step returns (``n_step > 1``) use the algorithm's discount ``gamma``.
+    n-step returns (``n_step > 1``) use the algorithm's discount ``gamma``; their windows span
+    batch boundaries (:class:`NStepWindow`). On resume, ``num_envs``, ``buffer_size``,
+    ``prioritized``, ``n_step`` (and ``alpha`` of a prioritized buffer) must keep the
+    checkpoint's values; the other options apply (see :meth:`options_fixed_by`).
 
     Args:
         env_id: Gymnasium environment id.
@@ -144,12 +227,17 @@ class ReplayDataModule(EnvDataModule):
         prioritized: prioritized replay (priorities from the algorithm's TD errors).
         alpha: prioritization exponent.
         beta: initial importance-sampling exponent, annealed linearly to 1 over ``total_frames``.
-        n_step: steps of the multi-step return (1 = one-step TD).
+        n_step: steps of the multi-step return (1 = one-step TD); a transition's last ``n_step - 1``
+            steps may come from later batches.
         memmap: keep the buffer in memory-mapped files (large buffers) instead of RAM;
-            checkpoints then refer to a copy in ``<run>/checkpoints/replay/``.
+            checkpoints then refer to a copy in ``<run>/checkpoints/replay/`` (NumPy files and
+            a tensors-only state; a checkpoint of an in-memory buffer may resume with it on).
         scratch_dir: folder of the live memory-mapped files (``<scratch_dir>/live-rank<N>``,
             replaced when a process starts); ``None`` is ``<run>/replay``.
     """
+
+    #: the stored transitions fix the capacity, sampler, and n-step horizon of the buffer
+    fixed_by_checkpoint = ("num_envs", "buffer_size", "prioritized", "n_step")
 
     def __init__(
         self,
@@ -189,6 +277,24 @@ class ReplayDataModule(EnvDataModule):
         self.scratch_dir = scratch_dir
         self.buffer: ReplayBuffer | None = None
         self.gamma = 0.99
+        self.window: NStepWindow | None = None
+
+    @classmethod
+    def options_fixed_by(
+        cls, saved_options: dict[str, Any], saved_state: dict[str, Any], options: dict[str, Any]
+    ) -> list[str]:
+        """As for every data module, plus ``alpha`` of a prioritized buffer (its priorities are
+        stored raised to ``alpha``) and ``memmap`` of a buffer saved as a memory-mapped snapshot
+        (read only by a memory-mapped buffer); ``memmap`` may be switched on, and the other
+        options (``batch_size``, ``frames_per_batch``, ``updates_per_batch``, ``beta``, ...)
+        apply on resume."""
+        fixed = super().options_fixed_by(saved_options, saved_state, options)
+        if saved_options.get("prioritized") and options.get("prioritized") and "alpha" in saved_options:
+            if saved_options["alpha"] != options.get("alpha"):
+                fixed.append(f"data.alpha (checkpoint {saved_options['alpha']!r}, config {options.get('alpha')!r})")
+        if isinstance(saved_state, dict) and "buffer_dir" in saved_state and not options.get("memmap"):
+            fixed.append(f"data.memmap (checkpoint True, config {options.get('memmap')!r})")
+        return fixed
 
     def connect(self, agent: "RLModule") -> None:
         """Collect with the agent's policy (random during warm-up); build the buffer."""
@@ -207,6 +313,7 @@ class ReplayDataModule(EnvDataModule):
                 storage = LazyTensorStorage(self.buffer_size)
             sampler = PrioritizedSampler(self.buffer_size, self.alpha, self.beta) if self.prioritized else RandomSampler()
             self.buffer = ReplayBuffer(storage=storage, sampler=sampler, batch_size=self.batch_size)
+        self.window = NStepWindow(self.n_step, self.gamma)
         super().connect(agent)
         self.collector.policy = self._policy
 
@@ -217,8 +324,9 @@ class ReplayDataModule(EnvDataModule):
 
     def add(self, batch: TensorDict) -> None:
         """Turn a collected batch into (n-step) transitions and store them."""
-        data = n_step_transitions(batch, self.n_step, self.gamma)
-        self.buffer.extend(TensorDict(data, batch_size=[data["reward"].shape[0]]))
+        data = self.window(batch)
+        if data["reward"].shape[0]:
+            self.buffer.extend(TensorDict(data, batch_size=[data["reward"].shape[0]]))
         if self.prioritized:
             progress = min(self.frames / self.total_frames, 1.0)
             self.buffer.sampler.beta = self.beta + (1.0 - self.beta) * progress
@@ -254,20 +362,24 @@ class ReplayDataModule(EnvDataModule):
         return DataLoader(ReplayStream(self), batch_size=None, collate_fn=identity_collate, num_workers=0)
 
     def state_dict(self) -> dict[str, Any]:
-        """Collector state plus the replay buffer: its contents (in-memory buffers) or, for
+        """Collector state plus the replay buffer: its contents as tensors and plain types
+        (in-memory buffers, see :func:`~rl_lightning.data.replay_state.buffer_state`) or, for
         memory-mapped ones, the folder of a snapshot taken now (see :meth:`snapshot`)."""
         state = super().state_dict()
+        if self.window is not None and self.window.pending is not None:
+            state["n_step_pending"] = self.window.state_dict()
         rank = self.trainer.global_rank if self.trainer is not None else 0
         if self.buffer is not None and len(self.buffer.storage) > 0 and rank == 0:  # rank 0's is the one saved
             if self.memmap:
                 state["buffer_dir"] = str(self.snapshot().relative_to(self._run_dir()))  # the run folder can move
             else:
-                state["buffer"] = self.buffer.state_dict()
+                state["buffer"] = buffer_state(self.buffer)
         return state
 
     def snapshot(self) -> Path:
         """Copy the memory-mapped buffer to ``<run>/checkpoints/replay/frames-<N>`` (written to a
-        temporary folder, then renamed) and return that folder.
+        temporary folder, then renamed; the format of
+        :func:`~rl_lightning.data.replay_state.write_snapshot`) and return that folder.
 
         The live files keep changing after a checkpoint, so a checkpoint refers to a copy of
         the buffer as it was when the checkpoint was taken. The two newest copies are kept:
@@ -281,7 +393,7 @@ class ReplayDataModule(EnvDataModule):
             if tmp.exists():
                 shutil.rmtree(tmp)
             tmp.mkdir(parents=True)
-            self.buffer.dumps(tmp)
+            write_snapshot(self.buffer, tmp)
             os.replace(tmp, target)
             snapshots = sorted(root.glob("frames-*"), key=lambda d: int(d.name.split("-")[1]))
             for old in snapshots[:-2]:
@@ -292,20 +404,47 @@ class ReplayDataModule(EnvDataModule):
         return Path(self.trainer.default_root_dir if self.trainer is not None else ".").resolve()
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        """Restore the collector and the buffer."""
-        state_dict = dict(state_dict)
-        buffer_state = state_dict.pop("buffer", None)
-        buffer_dir = state_dict.pop("buffer_dir", None)
-        super().load_state_dict(state_dict)
-        if self.buffer is None:
+        """Restore the collector and the buffer. Only tensors and plain types are read: a
+        snapshot folder must be a relative path inside ``<run>/checkpoints/replay/`` and is
+        accepted only with ``memmap`` on; nothing is unpickled."""
+        if self.buffer is None:  # before connect(): kept whole until the buffer exists
+            super().load_state_dict(state_dict)
             return
-        if buffer_state is not None:
-            self.buffer.load_state_dict(buffer_state)
+        state_dict = dict(state_dict)
+        saved_buffer = state_dict.pop("buffer", None)
+        buffer_dir = state_dict.pop("buffer_dir", None)
+        pending = state_dict.pop("n_step_pending", None)
+        super().load_state_dict(state_dict)
+        # the pending steps continue only the running episodes, when those were restored exactly
+        exact = self.collector is not None and self.collector._obs is not None
+        self.window.load_state_dict(pending if exact else None, self.num_envs)
+        if saved_buffer is not None:
+            if isinstance(saved_buffer, dict) and "_storage" in saved_buffer:  # earlier rl_lightning
+                saved_buffer = from_torchrl_state(saved_buffer)
+            if not isinstance(saved_buffer, dict):
+                raise ConfigError("the checkpoint's replay buffer state is not a dict.")
+            load_buffer_state(self.buffer, saved_buffer, "the checkpoint")
         elif buffer_dir is not None:
-            buffer_dir = self._run_dir() / buffer_dir
-            if not buffer_dir.is_dir():
-                raise ConfigError(
-                    f"the checkpoint's replay buffer snapshot {buffer_dir} is missing (only the two newest are "
-                    "kept): resume from the run's last.ckpt."
-                )
-            self.buffer.loads(buffer_dir)
+            folder = self._snapshot_folder(buffer_dir)
+            load_buffer_state(self.buffer, read_snapshot(folder), f"the replay buffer snapshot {folder}")
+
+    def _snapshot_folder(self, buffer_dir: Any) -> Path:
+        """The snapshot folder a checkpoint names, checked to be one of this run's."""
+        if not self.memmap:
+            raise ConfigError(
+                "data.memmap is fixed by the checkpoint: its replay buffer is a memory-mapped snapshot "
+                "(checkpoint true, config false); resume with --data.memmap true."
+            )
+        root = (self._run_dir() / "checkpoints" / "replay").resolve()
+        folder = (self._run_dir() / str(buffer_dir)).resolve()
+        if not isinstance(buffer_dir, str) or Path(buffer_dir).is_absolute() or folder.parent != root:
+            raise ConfigError(
+                f"the checkpoint names the replay buffer folder {buffer_dir!r}, which is not a folder inside "
+                f"{root} (a snapshot is read only from the run's own checkpoints/replay/)."
+            )
+        if not folder.is_dir():
+            raise ConfigError(
+                f"the checkpoint's replay buffer snapshot {folder} is missing (only the two newest are "
+                "kept): resume from the run's last.ckpt."
+            )
+        return folder

@@ -97,3 +97,18 @@ class RenderFails(Countdown):
 
 
 gym.register("RenderFails-v0", entry_point=RenderFails)
+
+
+class Vault(Countdown):
+    """Needs ``api_token`` (like an environment behind a remote service) and refuses a masked
+    one: a run on it proves the real secret reached the environment."""
+
+    TOKEN = "tok-REAL-5f3a9c"
+
+    def __init__(self, api_token: str = "", render_mode: str | None = None) -> None:
+        if api_token != self.TOKEN:
+            raise ValueError(f"Vault-v0 got the wrong api_token {api_token!r}")
+        super().__init__(render_mode=render_mode)
+
+
+gym.register("Vault-v0", entry_point=Vault)
