@@ -77,3 +77,14 @@ class NanAfter(Countdown):
 
 
 gym.register("NanAfter-v0", entry_point=NanAfter)
+
+
+class NanObservation(Countdown):
+    """Observations become NaN from the 4th step of each episode: a broken simulator."""
+
+    def step(self, action):
+        obs, reward, term, trunc, info = super().step(action)
+        return (np.full(1, np.nan, np.float32) if self.t > 3 else obs), reward, term, trunc, info
+
+
+gym.register("NanObservation-v0", entry_point=NanObservation)
