@@ -41,12 +41,13 @@ def check_range(
         ok = value < high if high_open else value <= high
     if ok:
         return
+    show = lambda bound: str(bound) if isinstance(bound, int) else f"{bound:g}"  # noqa: E731
     if low is not None and high is not None:
-        valid = f"in {'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
+        valid = f"in {'(' if low_open else '['}{show(low)}, {show(high)}{')' if high_open else ']'}"
     elif low is not None:
-        valid = f"{'>' if low_open else '>='} {low:g}"
+        valid = f"{'>' if low_open else '>='} {show(low)}"
     elif high is not None:
-        valid = f"{'<' if high_open else '<='} {high:g}"
+        valid = f"{'<' if high_open else '<='} {show(high)}"
     else:
         valid = "a finite number"
     none = " (or null)" if optional else ""

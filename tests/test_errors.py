@@ -5,7 +5,6 @@ import json
 import os
 import subprocess
 import sys
-import tomllib
 from pathlib import Path
 
 import gymnasium as gym
@@ -15,11 +14,12 @@ import torch
 from rl_lightning.algorithms import DQN, PPO, SAC, TD3
 from rl_lightning.callbacks import Evaluation, FrameCheckpoint
 from rl_lightning.callbacks.nan_guard import DivergedError, NanGuard
-from rl_lightning.cli import PACKAGE_EXTRAS, main
+from rl_lightning.cli import main
 from rl_lightning.data import OnPolicyDataModule, ReplayDataModule
 from rl_lightning.envs import EnvSpec, check_env
 from rl_lightning.envs.gym import EXTRAS
 from rl_lightning.errors import ConfigError
+from rl_lightning.preflight import PACKAGE_EXTRAS
 from rl_lightning.runs.loggers import LOGGER_PACKAGES
 from rl_lightning.runs.sweep_space import check_storage, parser_error
 
@@ -164,6 +164,10 @@ def test_atari_id_without_ale_py_names_the_extra(monkeypatch):
 
 
 def test_every_extra_named_in_messages_exists_in_pyproject():
+    try:
+        import tomllib
+    except ImportError:  # Python 3.10
+        import tomli as tomllib
     extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
     named = {e for *_, e in EXTRAS} | set(PACKAGE_EXTRAS.values()) | {e for _, e in LOGGER_PACKAGES.values()}
     assert named <= set(extras), named - set(extras)
