@@ -42,12 +42,14 @@ from rl_lightning.callbacks import (
 from rl_lightning.callbacks.nan_guard import NonFiniteError
 from rl_lightning.callbacks.run_metadata import RunMetadata
 from rl_lightning.commands import COMMANDS
-from rl_lightning.envs import check_env_id
-from rl_lightning.errors import ConfigError
+from rl_lightning.envs import check_env
+from rl_lightning.errors import MAX_SEED, ConfigError
+from rl_lightning.preflight import check_config_files, missing_package_error
 from rl_lightning.runs.csv_logger import RunCSVLogger
 from rl_lightning.runs.folders import latest_run, new_run_dir
 from rl_lightning.runs.loggers import TensorBoard  # noqa: F401  (makes `--trainer.logger+=TensorBoard` resolve)
 from rl_lightning.secrets import SECRET_KEYS, scrub_secrets, scrubbed_argv  # noqa: F401  (SECRET_KEYS: public name)
+from rl_lightning.runs.loggers import check_logger_packages
 
 #: Environment variable through which DDP workers find the run folder rank 0 created.
 RUN_DIR_ENV = "RL_LIGHTNING_RUN_DIR"
@@ -122,6 +124,18 @@ class RLCLI(LightningCLI):
             }
         )
 
+    @override
+    def parse_arguments(self, parser: LightningArgumentParser, args: Any) -> None:
+        """Parse, then refuse values that would otherwise fail later with a traceback."""
+        super().parse_arguments(parser, args)
+        subcommand = self.config.get("subcommand")
+        cfg = self.config[subcommand] if subcommand else self.config
+        if cfg.get("torch_threads") is not None and cfg.torch_threads < 1:
+            raise ConfigError(f"--torch_threads must be >= 1, got {cfg.torch_threads}.")
+        seed = cfg.get("seed_everything")
+        if isinstance(seed, int) and not isinstance(seed, bool) and not 0 <= seed <= MAX_SEED:
+            raise ConfigError(f"--seed_everything must be in [0, {MAX_SEED}] (or true / false), got {seed}.")
+
     def _parse_ckpt_path(self) -> None:
         """Keep the config as given (LightningCLI would overwrite the model's options with
         the checkpoint's hyperparameters, but only for explicit paths, not ``last``); the
@@ -143,8 +157,9 @@ class RLCLI(LightningCLI):
         if self.subcommand != "fit":
             return
         env_id = cfg.data.init_args.get("env_id") if cfg.data.get("init_args") else None
-        if env_id:
-            check_env_id(env_id)  # before a run folder exists: a bad id leaves nothing behind
+        if env_id:  # before a run folder exists: a bad id, option or missing package leaves nothing behind
+            check_env(env_id, dict(cfg.data.init_args.get("env_kwargs") or {}))
+        check_logger_packages(cfg.trainer.logger)
         _check_gradient_clipping(cfg)
         if cfg.log_every_frames < 0:
             raise ConfigError(f"--log_every_frames must be 0 or more, got {cfg.log_every_frames}.")
@@ -391,12 +406,13 @@ def main(args: Any = None) -> None:
 
             importlib.import_module(COMMANDS[argv[0]]).main(argv[1:])
         else:
+            check_config_files(argv)
             RLCLI(args=args)
     except NonFiniteError as err:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(1)
     except Exception as err:
-        config_error = _find_config_error(err)
+        config_error = _find_config_error(err) or missing_package_error(err)
         if config_error is None:
             raise
         print(f"error: {config_error}", file=sys.stderr)

@@ -55,8 +55,8 @@ class RLModule(ScrubbedHyperparameters, L.LightningModule):
             self.build(spec)
         elif self.spec != spec:
             raise ConfigError(
-                f"{type(self).__name__} was built for {self.spec}, but the environment is "
-                f"{spec}; a model cannot change environments (check data.env_id)."
+                f"{type(self).__name__} was built for {self.spec.describe()}, but the environment is "
+                f"{spec.describe()}; a model cannot change environments (check data.env_id)."
             )
 
     def setup(self, stage: str) -> None:
@@ -197,7 +197,14 @@ class RLModule(ScrubbedHyperparameters, L.LightningModule):
             raise ConfigError(
                 f"this checkpoint holds a {info['algorithm']} model; it cannot be loaded into {mine}."
             )
-        self.connect_spec(EnvSpec.from_dict(info["env_spec"]))
+        saved = EnvSpec.from_dict(info["env_spec"])
+        if self.spec is not None and self.spec != saved:  # built from the config's environment in setup
+            raise ConfigError(
+                f"the checkpoint holds a {type(self).__name__} model trained on {saved.describe()}, but the "
+                f"config's environment is {self.spec.describe()} (data.env_id / data.env_kwargs); resume with "
+                f"the environment the checkpoint was trained on, or start a new run."
+            )
+        self.connect_spec(saved)
         self._check_shapes(checkpoint.get("state_dict", {}))
 
     def _check_shapes(self, saved: dict[str, torch.Tensor]) -> None:

@@ -24,9 +24,10 @@ import torch
 from lightning.pytorch.cli import OptimizerCallable
 from torch.nn import functional as F
 
-from rl_lightning.algorithms.offpolicy import OffPolicyModule, adam, frozen_copy, soft_update
+from rl_lightning.algorithms.offpolicy import OffPolicyModule, adam, check_common, frozen_copy, soft_update
 from rl_lightning.data.replay import UpdateRound
 from rl_lightning.envs import EnvSpec
+from rl_lightning.errors import check_range
 from rl_lightning.networks import MLP
 from rl_lightning.networks.actor import NetworkBuilder
 
@@ -37,24 +38,24 @@ class DQN(OffPolicyModule):
     Args:
         q_net: builder of the Q network ``(in_features, out_features) -> nn.Module``;
             ``None`` is an MLP (256, 256, ReLU).
-        learning_rate: optimizer learning rate.
+        learning_rate: optimizer learning rate, in (0, 1].
         lr_schedule: ``linear`` decays the learning rate to zero over ``data.total_frames``.
         adam_eps: Adam's epsilon (a larger value, e.g. 1e-5, damps steps on parameters with tiny gradients).
         optimizer: optimizer factory; ``None`` is Adam (fused).
-        gamma: discount factor.
+        gamma: discount factor, in (0, 1].
         double_q: pick the next action with the online network, evaluate it with the target.
         dueling: the network outputs one extra value, V(s); Q = V + A - mean(A) over the rest.
         target_update: ``hard`` copies every ``target_update_interval`` frames; ``soft``
             Polyak-averages with ``tau`` after every update.
-        target_update_interval: environment frames between hard target copies (as in
+        target_update_interval: environment frames between hard target copies, >= 1 (as in
             Stable-Baselines3: with many updates per collection, the target then stays fixed
             during each round of updates).
-        tau: Polyak coefficient of soft target updates.
-        exploration_initial: epsilon at the start.
+        tau: Polyak coefficient of soft target updates, in (0, 1].
+        exploration_initial: epsilon at the start (epsilons and the fraction lie in [0, 1]).
         exploration_final: epsilon after ``exploration_fraction`` of ``data.total_frames``.
         exploration_fraction: part of the frame budget over which epsilon decays linearly.
         loss: ``huber`` (smooth L1) or ``mse`` on the TD error.
-        max_grad_norm: clip the gradient's global norm to this; ``None`` does not clip.
+        max_grad_norm: clip the gradient's global norm to this (> 0); ``None`` does not clip.
     """
 
     action_kind = "discrete"
@@ -79,6 +80,12 @@ class DQN(OffPolicyModule):
         max_grad_norm: float | None = 10.0,
     ) -> None:
         super().__init__()
+        check_common(learning_rate, adam_eps, gamma, tau)
+        check_range("model.target_update_interval", target_update_interval, 1)
+        for name, value in (("exploration_initial", exploration_initial), ("exploration_final", exploration_final),
+                            ("exploration_fraction", exploration_fraction)):
+            check_range(f"model.{name}", value, 0.0, 1.0)
+        check_range("model.max_grad_norm", max_grad_norm, 0.0, low_open=True, optional=True)
         self.save_hyperparameters(ignore=["q_net", "optimizer"])
         self.register_buffer("target_copied_at", torch.zeros((), dtype=torch.long))
         self.q_builder = q_net or (lambda i, o: MLP(i, o, hidden_sizes=(256, 256), activation="relu", output_gain=None))

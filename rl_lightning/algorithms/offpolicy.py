@@ -11,7 +11,7 @@ from torch import nn
 
 from rl_lightning.algorithms.base import RLModule
 from rl_lightning.data.replay import UpdateRound
-from rl_lightning.errors import ConfigError
+from rl_lightning.errors import MAX_LEARNING_RATE, ConfigError, check_range
 
 
 def soft_update(target: nn.Module, source: nn.Module, tau: float) -> None:
@@ -25,6 +25,15 @@ def adam(module: "OffPolicyModule", params, lr: float) -> torch.optim.Adam:
     precision needs gradient unscaling."""
     fused = "mixed" not in str(module.trainer.precision) if module._trainer is not None else True
     return torch.optim.Adam(params, lr=lr, eps=module.hparams.get("adam_eps", 1e-8), fused=fused)
+
+
+def check_common(learning_rate: float, adam_eps: float, gamma: float, tau: float) -> None:
+    """Range checks of the options every off-policy algorithm has (a :class:`ConfigError`
+    names the option): learning rate in (0, 1], Adam epsilon > 0, gamma and tau in (0, 1]."""
+    check_range("model.learning_rate", learning_rate, 0.0, MAX_LEARNING_RATE, low_open=True)
+    check_range("model.adam_eps", adam_eps, 0.0, low_open=True)
+    check_range("model.gamma", gamma, 0.0, 1.0, low_open=True)
+    check_range("model.tau", tau, 0.0, 1.0, low_open=True)
 
 
 def frozen_copy(module: nn.Module) -> nn.Module:

@@ -34,7 +34,7 @@ from torchrl.objectives.value.functional import vec_generalized_advantage_estima
 
 from rl_lightning.algorithms.base import RLModule
 from rl_lightning.envs import EnvSpec
-from rl_lightning.errors import ConfigError
+from rl_lightning.errors import MAX_LEARNING_RATE, ConfigError, check_range
 from rl_lightning.networks import MLP
 from rl_lightning.networks.actor import (
     DistributionName,
@@ -56,19 +56,20 @@ class PPO(RLModule):
         distribution: action distribution: ``auto`` (categorical for discrete actions,
             normal for continuous), ``categorical``, ``normal`` or ``beta``.
         log_std_init: initial log standard deviation of the normal distribution.
-        learning_rate: learning rate of the optimizer (overrides an ``lr`` given to it).
+        learning_rate: learning rate of the optimizer (overrides an ``lr`` given to it), in (0, 1].
         lr_schedule: ``linear`` decays the learning rate to zero over ``data.total_frames``.
         optimizer: optimizer factory, e.g. ``torch.optim.AdamW``; ``None`` is Adam with
             ``eps=1e-5`` (fused implementation, except under mixed precision).
         epochs: passes over each collected batch.
-        minibatch_size: frames per gradient step; a batch's last minibatch may be smaller.
-        gamma: discount factor.
-        gae_lambda: GAE lambda (bias/variance trade-off of advantages).
-        clip_range: clipping of the probability ratio, epsilon in the paper.
+        minibatch_size: frames per gradient step, at most ``data.frames_per_batch``; a batch's
+            last minibatch may be smaller.
+        gamma: discount factor, in (0, 1].
+        gae_lambda: GAE lambda (bias/variance trade-off of advantages), in [0, 1].
+        clip_range: clipping of the probability ratio, epsilon in the paper, in (0, 1].
         clip_schedule: ``linear`` decays ``clip_range`` to zero over ``data.total_frames``.
-        value_clip: if set, clip the new value prediction to this distance from the old one.
-        value_coef: weight of the value loss.
-        entropy_coef: weight of the entropy bonus.
+        value_clip: if set (> 0), clip the new value prediction to this distance from the old one.
+        value_coef: weight of the value loss (>= 0).
+        entropy_coef: weight of the entropy bonus (>= 0).
         normalize_advantage: normalize advantages within each minibatch.
     """
 
@@ -96,8 +97,14 @@ class PPO(RLModule):
         for name, value in (("epochs", epochs), ("minibatch_size", minibatch_size)):
             if value < 1:
                 raise ConfigError(f"model.{name} must be >= 1, got {value}.")
-        if not 0.0 <= gamma <= 1.0 or not 0.0 <= gae_lambda <= 1.0:
-            raise ConfigError(f"model.gamma and model.gae_lambda must lie in [0, 1], got {gamma}, {gae_lambda}.")
+        check_range("model.learning_rate", learning_rate, 0.0, MAX_LEARNING_RATE, low_open=True)
+        check_range("model.log_std_init", log_std_init)
+        check_range("model.gamma", gamma, 0.0, 1.0, low_open=True)
+        check_range("model.gae_lambda", gae_lambda, 0.0, 1.0)
+        check_range("model.clip_range", clip_range, 0.0, 1.0, low_open=True)
+        check_range("model.value_clip", value_clip, 0.0, low_open=True, optional=True)
+        check_range("model.value_coef", value_coef, 0.0)
+        check_range("model.entropy_coef", entropy_coef, 0.0)
         # builders and the optimizer factory are callables: keep them out of the checkpoint's
         # hyperparameters so checkpoints stay loadable with weights_only=True (the run's
         # config.yaml records them)
@@ -115,6 +122,16 @@ class PPO(RLModule):
         hp = self.hparams
         self.actor = StochasticActor(spec, self.actor_builder, hp.distribution, hp.log_std_init)
         self.critic = self.critic_builder(spec.observation_dim, 1)
+
+    def setup(self, stage: str) -> None:
+        """Build and connect (see :class:`RLModule`); a minibatch cannot exceed the collected batch."""
+        super().setup(stage)
+        frames = getattr(self.trainer.datamodule, "frames_per_batch", None)
+        if stage == "fit" and frames is not None and self.hparams.minibatch_size > frames:
+            raise ConfigError(
+                f"model.minibatch_size ({self.hparams.minibatch_size}) is larger than the collected batch, "
+                f"data.frames_per_batch ({frames}): lower model.minibatch_size or raise data.frames_per_batch."
+            )
 
     def act(self, obs: torch.Tensor, deterministic: bool = False) -> dict[str, torch.Tensor]:
         """Sample (or pick the most likely) actions for a batch of observations."""

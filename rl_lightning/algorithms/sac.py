@@ -27,10 +27,12 @@ from torch.nn import functional as F
 from rl_lightning.algorithms.offpolicy import (
     OffPolicyModule,
     adam,
+    check_common,
     frozen_copy,
     soft_update,
 )
 from rl_lightning.envs import EnvSpec
+from rl_lightning.errors import ConfigError, check_range
 from rl_lightning.networks import MLP
 from rl_lightning.networks.actor import NetworkBuilder
 
@@ -59,15 +61,15 @@ class SAC(OffPolicyModule):
         actor_net: builder of the actor ``(in_features, 2 * action_dim) -> nn.Module`` (mean
             and log std); ``None`` is an MLP (256, 256, ReLU).
         critic_net: builder of each Q network ``(obs_dim + action_dim, 1)``.
-        learning_rate: learning rate of the actor, critics and temperature.
+        learning_rate: learning rate of the actor, critics and temperature, in (0, 1].
         lr_schedule: ``linear`` decays the learning rate to zero over ``data.total_frames``.
         adam_eps: Adam's epsilon (a larger value, e.g. 1e-5, damps steps on parameters with tiny gradients).
-        gamma: discount factor.
-        tau: Polyak coefficient of the target critics.
-        init_alpha: initial entropy temperature.
+        gamma: discount factor, in (0, 1].
+        tau: Polyak coefficient of the target critics, in (0, 1].
+        init_alpha: initial entropy temperature (> 0).
         learn_alpha: tune the temperature toward ``target_entropy``.
         target_entropy: ``None`` is -dim(action).
-        log_std_min: lower clamp of the actor's log std.
+        log_std_min: lower clamp of the actor's log std (below ``log_std_max``).
         log_std_max: upper clamp of the actor's log std.
     """
 
@@ -89,6 +91,15 @@ class SAC(OffPolicyModule):
         log_std_max: float = 2.0,
     ) -> None:
         super().__init__()
+        check_common(learning_rate, adam_eps, gamma, tau)
+        check_range("model.init_alpha", init_alpha, 0.0, low_open=True)
+        check_range("model.target_entropy", target_entropy, optional=True)
+        check_range("model.log_std_min", log_std_min)
+        check_range("model.log_std_max", log_std_max)
+        if log_std_min >= log_std_max:
+            raise ConfigError(
+                f"model.log_std_min ({log_std_min}) must be below model.log_std_max ({log_std_max})."
+            )
         self.save_hyperparameters(ignore=["actor_net", "critic_net"])
         self.actor_builder = actor_net or _default_net
         self.critic_builder = critic_net or _default_net

@@ -21,11 +21,13 @@ from torch import nn
 from rl_lightning.algorithms.offpolicy import (
     OffPolicyModule,
     adam,
+    check_common,
     frozen_copy,
     soft_update,
 )
 from rl_lightning.algorithms.sac import TwinQ
 from rl_lightning.envs import EnvSpec
+from rl_lightning.errors import check_range
 from rl_lightning.networks import MLP
 from rl_lightning.networks.actor import NetworkBuilder
 
@@ -41,15 +43,15 @@ class TD3(OffPolicyModule):
         actor_net: builder of the actor ``(in_features, action_dim)`` (tanh applied after);
             ``None`` is an MLP (400, 300, ReLU).
         critic_net: builder of each Q network ``(obs_dim + action_dim, 1)``.
-        learning_rate: learning rate of actor and critics.
+        learning_rate: learning rate of actor and critics, in (0, 1].
         lr_schedule: ``linear`` decays the learning rate to zero over ``data.total_frames``.
         adam_eps: Adam's epsilon (a larger value, e.g. 1e-5, damps steps on parameters with tiny gradients).
-        gamma: discount factor.
-        tau: Polyak coefficient of the targets.
-        policy_delay: critic updates per actor (and target) update.
-        target_noise: std of the target policy smoothing noise (actions in [-1, 1]).
-        target_noise_clip: clip of that noise.
-        exploration_noise: std of the Gaussian noise added to actions while collecting.
+        gamma: discount factor, in (0, 1].
+        tau: Polyak coefficient of the targets, in (0, 1].
+        policy_delay: critic updates per actor (and target) update, >= 1.
+        target_noise: std of the target policy smoothing noise (actions in [-1, 1]), >= 0.
+        target_noise_clip: clip of that noise, >= 0.
+        exploration_noise: std of the Gaussian noise added to actions while collecting, >= 0.
     """
 
     action_kind = "continuous"
@@ -69,6 +71,11 @@ class TD3(OffPolicyModule):
         exploration_noise: float = 0.1,
     ) -> None:
         super().__init__()
+        check_common(learning_rate, adam_eps, gamma, tau)
+        check_range("model.policy_delay", policy_delay, 1)
+        for name, value in (("target_noise", target_noise), ("target_noise_clip", target_noise_clip),
+                            ("exploration_noise", exploration_noise)):
+            check_range(f"model.{name}", value, 0.0)
         self.save_hyperparameters(ignore=["actor_net", "critic_net"])
         self.actor_builder = actor_net or _default_net
         self.critic_builder = critic_net or _default_net

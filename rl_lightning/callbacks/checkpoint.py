@@ -40,6 +40,8 @@ class FrameCheckpoint(ModelCheckpoint):
     ) -> None:
         if every_frames < 1:
             raise ConfigError(f"checkpoint.every_frames must be >= 1, got {every_frames}.")
+        if mode not in ("max", "min"):
+            raise ConfigError(f"checkpoint.mode must be max or min, got {mode!r}.")
         super().__init__(
             dirpath=dirpath,
             filename=filename,

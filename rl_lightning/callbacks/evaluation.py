@@ -12,7 +12,7 @@ from lightning.pytorch.callbacks import Callback
 from typing_extensions import override
 
 from rl_lightning.algorithms.base import RLModule
-from rl_lightning.errors import ConfigError
+from rl_lightning.errors import MAX_SEED, ConfigError, check_range
 
 
 @torch.no_grad()
@@ -67,7 +67,7 @@ class Evaluation(Callback):
         every_frames: frames between evaluations; 0 evaluates only at the end.
         episodes: episodes per evaluation (one environment each).
         deterministic: act with the most likely action instead of sampling.
-        seed: seed of the evaluation environments (episode ``i`` uses ``seed + i``); ``None``
+        seed: seed of the evaluation environments (episode ``i`` uses ``seed + i``), >= 0; ``None``
             is the run's seed + 1,000,000, the same at every evaluation so results compare.
     """
 
@@ -78,6 +78,7 @@ class Evaluation(Callback):
             raise ConfigError(
                 f"evaluation.every_frames must be >= 0 and evaluation.episodes >= 1, got {every_frames}, {episodes}."
             )
+        check_range("evaluation.seed", seed, 0, MAX_SEED - 1_000_000, optional=True)
         self.every_frames = every_frames
         self.episodes = episodes
         self.deterministic = deterministic

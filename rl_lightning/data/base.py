@@ -11,8 +11,8 @@ import torch
 from torch.utils.data import DataLoader
 
 from rl_lightning.data.collector import VectorCollector
-from rl_lightning.envs import EnvSpec, check_env_id, make_vector_env
-from rl_lightning.errors import ConfigError
+from rl_lightning.envs import EnvSpec, check_env, make_vector_env
+from rl_lightning.errors import MAX_SEED, ConfigError, check_range
 from rl_lightning.secrets import ScrubbedHyperparameters
 
 if TYPE_CHECKING:
@@ -43,7 +43,7 @@ class EnvDataModule(ScrubbedHyperparameters, L.LightningDataModule):
             (``frames_per_batch / num_envs`` steps per environment).
         total_frames: training budget in environment frames, over all processes.
         env_kwargs: keyword arguments for ``gymnasium.make``, e.g. ``{max_episode_steps: 200}``.
-        seed: seed of the environments; ``None`` takes the run's ``seed_everything``.
+        seed: seed of the environments, in [0, 2**32 - 1]; ``None`` takes the run's ``seed_everything``.
     """
 
     #: Options a checkpoint's state fixes (the running episodes have one row per environment):
@@ -60,7 +60,8 @@ class EnvDataModule(ScrubbedHyperparameters, L.LightningDataModule):
         seed: int | None = None,
     ) -> None:
         super().__init__()
-        check_env_id(env_id)
+        check_env(env_id, env_kwargs)  # makes one: unknown kwargs or a missing package fail here
+        check_range("data.seed", seed, 0, MAX_SEED, optional=True)
         self.save_hyperparameters()
         if num_envs < 1:
             raise ConfigError(f"data.num_envs must be >= 1, got {num_envs}.")
@@ -199,9 +200,16 @@ class EnvDataModule(ScrubbedHyperparameters, L.LightningDataModule):
         """Restore the collector's state. In a single process the run continues exactly
         (same episodes, same random numbers); under DDP the checkpoint holds rank 0's
         collector only, so every rank restarts its environments from a reset seeded by the
-        frame count."""
+        frame count. A single process refuses a changed ``num_envs`` (:class:`ConfigError`)."""
         if self.collector is None:
             self._pending_state = dict(state_dict)
             return
         self._pending_state = None
+        running = state_dict.get("running")
+        saved_envs = int(running["obs"].shape[0]) if running is not None else self.num_envs
+        if self.world_size == 1 and saved_envs != self.num_envs:
+            raise ConfigError(
+                f"data.num_envs is {self.num_envs}, but the checkpoint continues {saved_envs} running environments: "
+                f"resume with data.num_envs {saved_envs} (the checkpoint fixes it), or start a new run."
+            )
         self.collector.load_state_dict(state_dict, exact=self.world_size == 1)

@@ -29,7 +29,7 @@ from rl_lightning.data.replay_state import (
     read_snapshot,
     write_snapshot,
 )
-from rl_lightning.errors import ConfigError
+from rl_lightning.errors import ConfigError, check_range
 
 if TYPE_CHECKING:
     from rl_lightning.algorithms.base import RLModule
@@ -220,13 +220,14 @@ class ReplayDataModule(EnvDataModule):
         env_kwargs: keyword arguments for ``gymnasium.make``.
         seed: seed of the environments; ``None`` takes the run's ``seed_everything``.
         buffer_size: transitions kept (oldest dropped first).
-        batch_size: transitions per sampled minibatch.
-        init_random_frames: frames of uniformly random actions before learning starts.
+        batch_size: transitions per sampled minibatch, at most ``buffer_size``.
+        init_random_frames: frames of uniformly random actions before learning starts (below
+            ``total_frames``).
         updates_per_batch: gradient updates after each collection (update-to-data ratio =
             ``updates_per_batch / frames_per_batch``).
         prioritized: prioritized replay (priorities from the algorithm's TD errors).
-        alpha: prioritization exponent.
-        beta: initial importance-sampling exponent, annealed linearly to 1 over ``total_frames``.
+        alpha: prioritization exponent (>= 0).
+        beta: initial importance-sampling exponent in [0, 1], annealed linearly to 1 over ``total_frames``.
         n_step: steps of the multi-step return (1 = one-step TD); a transition's last ``n_step - 1``
             steps may come from later batches.
         memmap: keep the buffer in memory-mapped files (large buffers) instead of RAM;
@@ -266,6 +267,18 @@ class ReplayDataModule(EnvDataModule):
                 raise ConfigError(f"data.{name} must be >= 1, got {value}.")
         if init_random_frames < 0:
             raise ConfigError(f"data.init_random_frames must be >= 0, got {init_random_frames}.")
+        if batch_size > buffer_size:
+            raise ConfigError(
+                f"data.batch_size ({batch_size}) is larger than data.buffer_size ({buffer_size}): a minibatch "
+                "cannot hold more transitions than the buffer keeps; lower batch_size or raise buffer_size."
+            )
+        if init_random_frames >= total_frames:
+            raise ConfigError(
+                f"data.init_random_frames ({init_random_frames}) must be below data.total_frames ({total_frames}): "
+                "otherwise the whole budget is spent on random actions and nothing is learned."
+            )
+        check_range("data.alpha", alpha, 0.0)
+        check_range("data.beta", beta, 0.0, 1.0)
         self.buffer_size = buffer_size
         self.batch_size = batch_size
         self.init_random_frames = init_random_frames

@@ -85,6 +85,11 @@ class EnvSpec:
             "(supported: Discrete, Box)."
         )
 
+    def describe(self) -> str:
+        """One line for messages, e.g. ``CartPole-v1 (observations (4,), 2 discrete actions)``."""
+        actions = f"{self.n_actions} discrete actions" if self.discrete else f"continuous actions {self.action_shape}"
+        return f"{self.env_id} (observations {self.observation_shape}, {actions})"
+
     def scale_action(self, action: "torch.Tensor") -> "torch.Tensor":
         """Continuous actions from [-1, 1] to the environment's bounds."""
         import torch
@@ -115,11 +120,33 @@ class EnvSpec:
         return cls(**fields)
 
 
+#: Optional packages behind families of environments: (id prefix or entry-point part, module
+#: that registers or runs them, extra of rl_lightning that installs it).
+EXTRAS = (
+    ("ALE/", "ale_py", "atari"),
+    ("dm_control/", "shimmy", "dmc"),
+    ("gymnasium.envs.mujoco", "mujoco", "mujoco"),
+    ("gymnasium.envs.box2d", "Box2D", "box2d"),
+)
+
+
+def _extra_for(text: str) -> tuple[str, str] | None:
+    """``(module, extra)`` of the optional package ``text`` (an id or entry point) needs."""
+    return next(((module, extra) for part, module, extra in EXTRAS if part in text), None)
+
+
+def install_hint(extra: str) -> str:
+    """The command that installs an extra of rl_lightning."""
+    return f"pip install 'rl_lightning[{extra}]'"
+
+
 def check_env_id(env_id: str) -> None:
     """Fail early, naming the id and close matches, unless ``env_id`` can be made.
 
     ``"package.module:EnvName-v0"`` imports ``package.module`` first, which is how a user's
-    own environments register themselves with Gymnasium.
+    own environments register themselves with Gymnasium. Atari (``ALE/...``) and DeepMind
+    Control (``dm_control/...``) ids import the package that registers them; when it is
+    missing, the error names the extra to install.
     """
     if ":" in env_id:
         module, _, name = env_id.partition(":")
@@ -131,6 +158,17 @@ def check_env_id(env_id: str) -> None:
         name = env_id
     if name in gym.registry:
         return
+    needs = _extra_for(name)
+    if needs is not None:
+        module, extra = needs
+        try:
+            gym.register_envs(importlib.import_module(module))
+        except ImportError as err:
+            raise EnvError(
+                f"env_id {env_id!r} needs the {module} package, which is not installed: {install_hint(extra)}."
+            ) from err
+        if name in gym.registry:
+            return
     matches = difflib.get_close_matches(name, list(gym.registry), n=5, cutoff=0.6)
     hint = f" Close matches: {', '.join(matches)}." if matches else ""
     raise EnvError(
@@ -140,13 +178,92 @@ def check_env_id(env_id: str) -> None:
     )
 
 
+def _valid_kwargs(env_id: str) -> list[str]:
+    """Keyword arguments ``gymnasium.make`` accepts for ``env_id`` (the environment's own and
+    the wrappers' that ``make`` applies)."""
+    import inspect
+
+    names = [n for n in inspect.signature(gym.make).parameters if n not in ("id", "kwargs")]
+    try:
+        spec = gym.spec(env_id.rpartition(":")[2] if ":" in env_id else env_id)
+        creator = gym.envs.registration.load_env_creator(spec.entry_point) if isinstance(spec.entry_point, str) \
+            else spec.entry_point
+        own = [n for n, p in inspect.signature(creator).parameters.items()
+               if n != "self" and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+    except Exception:  # an entry point without a readable signature: name make's options only
+        own = []
+    return sorted(set(own + names) - {"render_mode"})
+
+
+def _make_error(env_id: str, env_kwargs: dict[str, Any], err: Exception) -> EnvError:
+    """A clear error for an environment that failed to be created."""
+    if isinstance(err, EnvError):
+        return err
+    if isinstance(err, gym.error.DependencyNotInstalled) or isinstance(err, ImportError):
+        spec = gym.registry.get(env_id.rpartition(":")[2] if ":" in env_id else env_id)
+        needs = _extra_for(f"{env_id} {getattr(spec, 'entry_point', '')} {err}")
+        hint = f": {install_hint(needs[1])}" if needs else f" ({str(err).strip()})"
+        return EnvError(f"env_id {env_id!r} needs a package that is not installed{hint}.")
+    first = (str(err).strip().splitlines() or [""])[0][:300]
+    if isinstance(err, TypeError) and env_kwargs and "keyword argument" in first:
+        return EnvError(
+            f"data.env_kwargs {env_kwargs}: {env_id!r} does not accept them ({first.split(' was raised')[0]}); "
+            f"valid keys: {', '.join(_valid_kwargs(env_id))}."
+        )
+    given = f" with data.env_kwargs {env_kwargs}" if env_kwargs else ""
+    return EnvError(f"env_id {env_id!r} could not be created{given}: {type(err).__name__}: {first}")
+
+
+def check_env(env_id: str, env_kwargs: dict[str, Any] | None = None) -> None:
+    """Fail early with a clear :class:`EnvError` unless ``env_id`` can be made with
+    ``env_kwargs``: an unknown id, a missing optional package (the message names the extra to
+    install) or keyword arguments the environment does not take. Makes one environment."""
+    check_env_id(env_id)
+    try:
+        gym.make(env_id, **(env_kwargs or {})).close()
+    except Exception as err:
+        raise _make_error(env_id, dict(env_kwargs or {}), err) from err
+
+
+class CheckedVectorEnv(gym.vector.SyncVectorEnv):
+    """A ``SyncVectorEnv`` that refuses observations holding NaN or Inf (the networks would
+    turn them into NaN actions and fail far from the cause): :class:`EnvError` names the
+    environment, the call and the environment index."""
+
+    def __init__(self, env_fns: Any, env_id: str, **kwargs: Any) -> None:
+        super().__init__(env_fns, **kwargs)
+        self.env_id = env_id
+
+    def _check(self, obs: np.ndarray, call: str) -> None:
+        if isinstance(obs, np.ndarray) and obs.dtype.kind == "f" and not np.isfinite(obs).all():
+            bad = np.flatnonzero(~np.isfinite(obs.reshape(obs.shape[0], -1)).all(-1))
+            raise EnvError(
+                f"env_id {self.env_id!r}: {call}() returned a NaN/Inf observation (environment {int(bad[0])}); "
+                "the environment is broken for these settings (check it, its data.env_kwargs, or wrap it to clip "
+                "or replace such values)."
+            )
+
+    def reset(self, *args: Any, **kwargs: Any):
+        """Reset; observations are checked."""
+        obs, info = super().reset(*args, **kwargs)
+        self._check(obs, "reset")
+        return obs, info
+
+    def step(self, actions: Any):
+        """Step; observations are checked."""
+        out = super().step(actions)
+        self._check(out[0], "step")
+        return out
+
+
 def make_vector_env(
     env_id: str,
     num_envs: int,
     env_kwargs: dict[str, Any] | None = None,
     render_mode: str | None = None,
 ) -> gym.vector.SyncVectorEnv:
-    """``num_envs`` copies of ``env_id`` stepped in this process, autoresetting on the same step.
+    """``num_envs`` copies of ``env_id`` stepped in this process, autoresetting on the same step;
+    observations holding NaN/Inf raise an :class:`EnvError` (see :class:`CheckedVectorEnv`).
 
     Args:
         env_id: a Gymnasium id, or ``"module:Name-v0"`` to import a registering module first.
@@ -158,6 +275,9 @@ def make_vector_env(
     if num_envs < 1:
         raise EnvError(f"num_envs must be >= 1, got {num_envs}.")
     make = partial(gym.make, env_id, render_mode=render_mode, **(env_kwargs or {}))
-    return gym.vector.SyncVectorEnv(
-        [make for _ in range(num_envs)], autoreset_mode=gym.vector.AutoresetMode.SAME_STEP
-    )
+    try:
+        return CheckedVectorEnv(
+            [make for _ in range(num_envs)], env_id, autoreset_mode=gym.vector.AutoresetMode.SAME_STEP
+        )
+    except Exception as err:
+        raise _make_error(env_id, dict(env_kwargs or {}), err) from err

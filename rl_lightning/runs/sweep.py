@@ -34,9 +34,13 @@ from typing import Any
 from rl_lightning.errors import ConfigError
 from rl_lightning.runs.sweep_space import (
     SweepSpec,
+    check_params,
+    check_storage,
     cli_value,
     load_sweep,
+    open_storage,
     params_key,
+    parser_error,
     read_metadata,
     read_metric,
 )
@@ -59,8 +63,8 @@ def _cell(rec: dict[str, Any]) -> str:
 
 
 def _last_line(text: str | None) -> str:
-    lines = (text or "").strip().splitlines()
-    return lines[-1][:200] if lines else "?"
+    """The error of a failed run's output: its ``error:`` line (made readable), else the last line."""
+    return parser_error(text or "")[:300]
 
 
 class Sweep:
@@ -397,7 +401,14 @@ def main(argv: list[str]) -> None:
         raise ConfigError(f"--workers must be >= 1, got {args.workers}.")
     if args.storage and spec.search != "optuna":
         raise ConfigError(f"--storage is for optuna sweeps; {args.config} is a {spec.search} search.")
+    if args.storage:  # before the sweep folder exists: a URL that cannot be used leaves nothing behind
+        check_storage(args.storage)
+        if not args.dry_run:
+            open_storage(args.storage)
     sweep = Sweep(spec, name, args.experiments_dir, args.workers, args.storage)
+    first = spec.trials()[0] if spec.search != "optuna" else {
+        p.key: p.choices[0] if p.choices is not None else p.low for p in spec.params}
+    check_params(spec, sweep.command(first, spec.seeds[0]))
     if args.dry_run:
         return dry_run(sweep)
     sweep.logs.mkdir(parents=True, exist_ok=True)

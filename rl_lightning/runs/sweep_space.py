@@ -307,23 +307,100 @@ def read_metric(run: str | Path, metric: str) -> float | None:
     return last
 
 
+#: Lines of jsonargparse's errors that describe its internals, not the user's mistake.
+_PARSER_NOISE = ("Given value type:", "Given value:", "Subtypes:", "Errors:", "Expected a <class 'NoneType'>",
+                 "Does not validate against any of the Union subtypes")
+
+
+def parser_error(text: str) -> str:
+    """The fit parser's error in ``text`` (a fit's stderr) as one line, without the lines that
+    name jsonargparse's internals (``NestedArg(...)``, union subtypes); the last line of
+    ``text`` when it holds no ``error:``."""
+    lines = (text or "").strip().splitlines()
+    start = next((i for i in range(len(lines) - 1, -1, -1) if lines[i].startswith("error:")), None)
+    if start is None:
+        return lines[-1].strip()[:300] if lines else "?"
+    kept = [line.strip().lstrip("- ").strip() for line in lines[start:]]
+    kept = [line for line in kept if line and not line.startswith(_PARSER_NOISE)]
+    return " ".join(kept)[len("error:"):].strip()[:500]
+
+
+def check_params(spec: SweepSpec, command: list[str]) -> None:
+    """Refuse a sweep whose overrides or params name options the fit config does not have (or
+    give them values of the wrong type), before anything runs: ``command`` is the fit command
+    of one trial (each param at its first choice or low end), run with ``--print_config``."""
+    import subprocess
+
+    result = subprocess.run([*command, "--print_config"], capture_output=True, text=True, timeout=600)
+    if result.returncode == 0:
+        return
+    reason = parser_error(result.stderr)
+    keys = [(f"search.params.{p.key}", p.key) for p in spec.params] + [(f"overrides.{k}", k) for k in spec.overrides]
+    where = next((name for name, key in keys if f"'{key.rsplit('.', 1)[-1]}'" in result.stderr
+                  or f'"{key.rsplit(".", 1)[-1]}"' in result.stderr or f"--{key}=" in result.stderr), None)
+    base = ", ".join(spec.base)
+    if where is None:
+        raise ConfigError(f"{spec.path}: the fit config ({base} with the overrides and params) is refused: {reason}")
+    raise ConfigError(f"{spec.path}: {where}: not a valid option or value of the fit config ({base}): {reason}")
+
+
 # --- Optuna ----------------------------------------------------------------------------------
+#: Modules of SQLAlchemy database drivers -> the package that installs them (binary builds
+#: where the source one needs a compiler and the database's headers).
+DRIVER_PACKAGES = {"psycopg": "psycopg[binary]", "psycopg2": "psycopg2-binary", "pymysql": "pymysql",
+                   "MySQLdb": "mysqlclient"}
+
+
+def check_storage(url: str) -> None:
+    """Refuse an Optuna storage URL SQLAlchemy cannot use (unknown scheme, or its database
+    driver not installed), naming the URL (password hidden) and what would work."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+
+    try:
+        parsed = make_url(url)
+    except (ArgumentError, ValueError) as err:
+        raise ConfigError(f"--storage {url!r}: not a database URL ({err}); e.g. sqlite:///optuna.db or "
+                          "postgresql+psycopg://user:pass@host/db.") from err
+    shown = parsed.render_as_string(hide_password=True)
+    try:
+        dialect = parsed.get_dialect()
+    except NoSuchModuleError as err:
+        raise ConfigError(f"--storage {shown}: SQLAlchemy has no database type {parsed.drivername!r}; e.g. "
+                          "sqlite:///optuna.db, postgresql+psycopg://user:pass@host/db, "
+                          "mysql+pymysql://user:pass@host/db.") from err
+    try:
+        dialect.import_dbapi()
+    except ImportError as err:
+        module = (err.name or dialect.driver or "").split(".")[0]
+        install = DRIVER_PACKAGES.get(module, module)
+        raise ConfigError(f"--storage {shown}: SQLAlchemy's {parsed.get_backend_name()} driver {dialect.driver!r} "
+                          f"needs the {module} package, which is not installed: pip install '{install}'"
+                          + (" (or name the driver, e.g. postgresql+psycopg://...)"
+                             if parsed.get_backend_name() == "postgresql" else "") + ".") from err
+
+
 def open_storage(url: str, attempts: int = 5):
     """An Optuna storage for ``url``; SQLite waits up to a minute for a locked database.
 
     Processes that create the same new database at once can collide on its schema: opening
-    is retried ``attempts`` times.
+    is retried ``attempts`` times. A database that cannot be reached is a :class:`ConfigError`.
     """
     import optuna
     from sqlalchemy.exc import SQLAlchemyError
 
+    check_storage(url)
     kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else None
     for attempt in range(attempts):
         try:
             return optuna.storages.RDBStorage(url, engine_kwargs=kwargs)
-        except SQLAlchemyError:
+        except SQLAlchemyError as err:
             if attempt == attempts - 1:
-                raise
+                from sqlalchemy.engine import make_url
+
+                first = (str(err).strip().splitlines() or [""])[0][:300]
+                raise ConfigError(f"--storage {make_url(url).render_as_string(hide_password=True)}: cannot open "
+                                  f"the database ({type(err).__name__}: {first}).") from err
             time.sleep(0.2 + random.random())
 
 

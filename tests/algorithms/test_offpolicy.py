@@ -54,7 +54,7 @@ def test_dqn_hard_target_copies_every_interval_of_frames(tmp_path):
 ])
 def test_action_space_pairing_errors(tmp_path, algorithm, env_id, message):
     with pytest.raises(ConfigError, match=message):
-        trainer(tmp_path).fit(algorithm(), datamodule=ReplayDataModule(env_id, total_frames=10))
+        trainer(tmp_path).fit(algorithm(), datamodule=ReplayDataModule(env_id, total_frames=10, init_random_frames=0))
 
 
 def test_dqn_learns_the_better_action(tmp_path):

@@ -112,3 +112,14 @@ class Vault(Countdown):
 
 
 gym.register("Vault-v0", entry_point=Vault)
+
+
+class NanObservation(Countdown):
+    """Observations become NaN from the 4th step of each episode: a broken simulator."""
+
+    def step(self, action):
+        obs, reward, term, trunc, info = super().step(action)
+        return (np.full(1, np.nan, np.float32) if self.t > 3 else obs), reward, term, trunc, info
+
+
+gym.register("NanObservation-v0", entry_point=NanObservation)
