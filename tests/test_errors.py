@@ -206,8 +206,7 @@ def test_changed_num_envs_on_resume_is_refused_and_the_run_kept(in_tmp, capsys):
     capsys.readouterr()
     line = refused(capsys, "fit", "--config", PPO_CONFIG, *TINY, "--experiment", "envs", "--data.num_envs", "4",
                    "--data.total_frames", "1024", "--ckpt_path", "last")
-    assert "data.num_envs is 4, but the checkpoint continues 8 running environments" in line
-    assert "resume with data.num_envs 8" in line
+    assert "the checkpoint fixes data.num_envs (checkpoint 8, config 4)" in line
     assert (run / "checkpoints" / "last.ckpt").read_bytes() == before
 
 

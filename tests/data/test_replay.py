@@ -164,7 +164,7 @@ def test_the_data_module_stores_n_step_returns_from_one_frame_batches():
     """``--data.n_step 3`` with the SAC/TD3 configs' one-frame batches stores 3-step returns."""
     from types import SimpleNamespace
 
-    data = ReplayDataModule("Pendulum-v1", num_envs=1, frames_per_batch=1, buffer_size=64, n_step=3)
+    data = ReplayDataModule("Pendulum-v1", num_envs=1, frames_per_batch=1, buffer_size=64, batch_size=16, n_step=3)
     agent = SimpleNamespace(hparams=SimpleNamespace(gamma=0.9), collect_policy=None, spec=None)
     data.connect(agent)
     traj = trajectory(envs=1, steps=12, seed=1)
