@@ -139,13 +139,14 @@ def test_clean_dry_run_deletes_nothing(runs, in_tmp, capsys):
     before = files(in_tmp)
     out = cli(capsys, "runs", "clean", "--keep-best", "1", "--keep-recent-days", "7", "--dry-run")
     assert files(in_tmp) == before
-    assert f"would remove {rel(runs['cart-lr1e-3-s1'])}/checkpoints/" in out and "would free 24,000 bytes" in out
+    assert f"would remove {rel(runs['cart-lr1e-3-s1'])}/checkpoints/" in out and "would free 20,000 bytes" in out
 
 
 def test_clean_keeps_best_recent_running_and_the_run_records(runs, capsys):
-    out = cli(capsys, "runs", "clean", "--keep-best", "1", "--keep-recent-days", "7")
-    assert "freed 24,000 bytes" in out and "from 6 runs" in out
-    kept = ("cart-lr1e-3-s3", "cart-running", "pend-nometa")  # best of each experiment, running
+    out = cli(capsys, "runs", "clean", "--keep-best", "1", "--keep-recent-days", "7", "--yes")
+    assert "freed 20,000 bytes" in out and "from 5 runs" in out
+    # best of each experiment, running, and pend-nometa: without our metadata.json, not a run to delete
+    kept = ("cart-lr1e-3-s3", "cart-running", "pend-s1", "pend-nometa")
     for name, run in runs.items():
         assert (run / "checkpoints" / "best.ckpt").exists() == (name in kept), name
         assert (run / "videos").exists() == (name in kept) and (run / "tensorboard").exists() == (name in kept)
@@ -154,15 +155,15 @@ def test_clean_keeps_best_recent_running_and_the_run_records(runs, capsys):
         assert meta.get("cleaned", False) == (name not in kept)
     assert len(find_runs()) == 9 and find_runs([str(runs["cart-lr1e-3-s1"])])[0].final_eval_return == pytest.approx(
         eval_return(2048, 1, 0.001))  # still listed with its results
-    assert "freed 0 bytes" in cli(capsys, "runs", "clean", "--keep-best", "1", "--keep-recent-days", "7")
+    assert "freed 0 bytes" in cli(capsys, "runs", "clean", "--keep-best", "1", "--keep-recent-days", "7", "--yes")
 
-    out = cli(capsys, "runs", "clean", "--keep-best", "2", "--keep-recent-days", "0", "--all")
+    out = cli(capsys, "runs", "clean", "--keep-best", "2", "--keep-recent-days", "0", "--all", "--yes")
     assert not runs["cart-lr1e-3-s1"].exists() and runs["cart-lr1e-3-s2"].exists()  # best 2 kept
     assert runs["cart-running"].exists() and runs["pend-s1"].exists()
 
 
 def test_clean_all_removes_whole_folders_of_the_filtered_runs(runs, capsys):
-    out = cli(capsys, "runs", "clean", "--keep-best", "0", "--keep-recent-days", "7", "--all",
+    out = cli(capsys, "runs", "clean", "--keep-best", "0", "--keep-recent-days", "7", "--all", "--yes",
               "--filter", "env=CartPole-v1")
     for name, run in runs.items():
         assert run.exists() == (name.startswith("pend") or name == "cart-running"), name
