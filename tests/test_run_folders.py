@@ -55,8 +55,6 @@ def test_a_second_process_on_a_run_is_refused_and_a_dead_ones_lock_is_taken_over
 
 
 def test_refused_commands_leave_nothing_behind(in_tmp, capsys):
-    from rl_lightning.runs.lock import RunLock
-
     broken = in_tmp / "broken.ckpt"
     broken.write_bytes(b"not a checkpoint")
     new_run_refusals = [
@@ -84,6 +82,8 @@ def test_refused_commands_leave_nothing_behind(in_tmp, capsys):
     for args, message in new_run_refusals[:2]:  # beside an existing run: the experiment folder stays as it was
         assert message in refused(capsys, "fit", *args, "--progress_bar.refresh_rate", "0")
         assert tree(experiments) == before, message
+
+    from rl_lightning.runs.lock import RunLock
 
     lock = RunLock(run).acquire()  # another process trains in it
     try:
