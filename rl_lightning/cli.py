@@ -430,9 +430,9 @@ def main(args: Any = None) -> None:
         if disk_full is None:
             raise
         where = f" while writing {disk_full.filename}" if disk_full.filename else ""
-        print(f"error: disk full ({disk_full.strerror or disk_full}){where}: training stopped; the run keeps its "
-              "last good checkpoint (temporary files were removed). Free disk space, then continue the run with "
-              "--ckpt_path last.", file=sys.stderr)
+        print(f"error: disk full ({disk_full.strerror or disk_full}){where}: the command stopped; temporary files "
+              "were removed and the run keeps its last good checkpoint. Free disk space, then run the command "
+              "again (--ckpt_path last continues the run).", file=sys.stderr)
         sys.exit(1)
 
 

@@ -154,6 +154,7 @@ def test_disk_full_keeps_the_last_good_checkpoint_and_records_the_failure(in_tmp
     assert torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)["OnPolicyDataModule"]["frames"] == 1024
     meta = json.loads((run / "metadata.json").read_text())
     assert meta["status"] == "failed" and "No space left on device" in meta["error"]
+    assert meta["pid"] == os.getpid() and meta["host"] and meta["heartbeat"] >= meta["started"]
     # space freed: the run continues from its last good checkpoint
     run_cli("fit", "--config", PPO, *TINY, "--experiment", "full", "--ckpt_path", "last")
     rows = [float(r["frames"]) for r in csv.DictReader(open(run / "metrics.csv"))]
