@@ -12,7 +12,8 @@ import errno
 import os
 import pathlib
 import sys
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 
 def fill_disk(after: int, metadata: bool = False, patch: Callable[[Any, str, Any], None] = setattr) -> None:
@@ -47,7 +48,7 @@ def fill_disk(after: int, metadata: bool = False, patch: Callable[[Any, str, Any
 
 
 if __name__ == "__main__":
-    fill_disk(int(os.environ.get("DISK_FULL_AFTER", 2)), os.environ.get("DISK_FULL_METADATA") == "1")
+    fill_disk(int(os.environ.get("DISK_FULL_AFTER", "2")), os.environ.get("DISK_FULL_METADATA") == "1")
     from rl_lightning.cli import main
 
     main(sys.argv[1:])

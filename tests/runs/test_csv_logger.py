@@ -4,7 +4,7 @@ import csv
 
 import pytest
 
-import rl_lightning.runs.csv_logger as csv_logger
+from rl_lightning.runs import csv_logger
 from rl_lightning.runs.csv_logger import RunCSVLogger
 
 
