@@ -12,8 +12,10 @@ commands (``play``, ``runs``, ``plot``, ``sweep``, ``reproduce``) are listed in
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
+import shutil
 import sys
 import time
 import warnings
@@ -46,10 +48,14 @@ from rl_lightning.envs import check_env
 from rl_lightning.errors import MAX_SEED, ConfigError
 from rl_lightning.preflight import check_config_files, missing_package_error
 from rl_lightning.runs.csv_logger import RunCSVLogger
-from rl_lightning.runs.folders import latest_run, new_run_dir
-from rl_lightning.runs.loggers import TensorBoard  # noqa: F401  (makes `--trainer.logger+=TensorBoard` resolve)
+from rl_lightning.runs.folders import check_experiment_name, latest_run, new_run_dir
+from rl_lightning.runs.lock import FILENAME as LOCK_FILE
+from rl_lightning.runs.lock import RunLock
+from rl_lightning.runs.loggers import (
+    TensorBoard,  # noqa: F401  (makes `--trainer.logger+=TensorBoard` resolve)
+    check_logger_packages,
+)
 from rl_lightning.secrets import SECRET_KEYS, scrub_secrets, scrubbed_argv  # noqa: F401  (SECRET_KEYS: public name)
-from rl_lightning.runs.loggers import check_logger_packages
 
 #: Environment variable through which DDP workers find the run folder rank 0 created.
 RUN_DIR_ENV = "RL_LIGHTNING_RUN_DIR"
@@ -58,11 +64,18 @@ RUN_DIR_ENV = "RL_LIGHTNING_RUN_DIR"
 class RunConfigSaver(SaveConfigCallback):
     """Writes the fully resolved config to ``<run>/config.yaml`` (values of keys that look like
     secrets, such as ``api_key`` or ``token``, replaced by ``***``); a resumed run keeps its
-    original file and records the resuming config as ``config.resume-<time>.yaml``."""
+    original file and records the resuming config as ``config.resume-<time>.yaml``.
+
+    Written when training starts, so a command refused before then (a checkpoint that does not
+    fit, a config error in setup) leaves no file behind."""
 
     @override
     def setup(self, trainer: Trainer, pl_module: Any, stage: str) -> None:
-        if self.already_saved or stage != "fit":
+        """Nothing: the config is written in :meth:`on_fit_start`."""
+
+    @override
+    def on_fit_start(self, trainer: Trainer, pl_module: Any) -> None:
+        if self.already_saved:
             return
         if trainer.is_global_zero:
             run_dir = Path(trainer.default_root_dir)
@@ -80,6 +93,21 @@ class RLCLI(LightningCLI):
 
     def __init__(self, args: Any = None, run: bool = True) -> None:
         self.run_dir: Path | None = None
+        self._lock: RunLock | None = None
+        self._run_metadata: RunMetadata | None = None
+        self._created: list[Path] = []  # folders this command created, innermost first
+        self._existing: set[str] | None = None  # entries of a resumed run folder before this command
+        try:
+            self._init(args, run)
+        except BaseException:
+            if self._run_metadata is None or not self._run_metadata.started:
+                self._undo()
+            raise
+        finally:
+            if self._lock is not None:
+                self._lock.release()
+
+    def _init(self, args: Any, run: bool) -> None:
         super().__init__(
             model_class=RLModule,
             datamodule_class=LightningDataModule,
@@ -146,6 +174,8 @@ class RLCLI(LightningCLI):
     def before_instantiate_classes(self) -> None:
         cfg = self.config[self.subcommand] if self.subcommand else self.config
         torch.set_num_threads(cfg.torch_threads)
+        if cfg.experiment is not None:
+            check_experiment_name(cfg.experiment)  # before any folder exists: never write outside experiments_dir
         experiment = cfg.experiment or _default_experiment(cfg)
         experiment_dir = Path(cfg.experiments_dir) / experiment
         if self.subcommand in ("validate", "test"):
@@ -168,30 +198,57 @@ class RLCLI(LightningCLI):
             self.run_dir = Path(inherited)
             if cfg.ckpt_path == "last":
                 cfg.ckpt_path = str(self.run_dir / "checkpoints" / "last.ckpt")
+            if cfg.ckpt_path:
+                _check_resume(cfg)
         elif cfg.ckpt_path == "last":
             self.run_dir = latest_run(experiment_dir)
             cfg.ckpt_path = str(self.run_dir / "checkpoints" / "last.ckpt")
+            _check_resume(cfg)
         elif cfg.ckpt_path:
             ckpt = Path(cfg.ckpt_path)
             if not ckpt.is_file():
                 raise ConfigError(f"--ckpt_path {cfg.ckpt_path}: no such checkpoint file.")
+            _check_resume(cfg)  # before a run folder exists
             run = ckpt.resolve().parent.parent
-            self.run_dir = run if (run / "config.yaml").is_file() else new_run_dir(experiment_dir, _seed(cfg))
+            self.run_dir = run if (run / "config.yaml").is_file() else self._new_run_dir(experiment_dir, cfg)
         else:
             # processes of other nodes never write files: they name a folder but create none
             other_node = int(os.environ.get("NODE_RANK", os.environ.get("GROUP_RANK", 0))) > 0
-            self.run_dir = new_run_dir(experiment_dir, _seed(cfg), create=not other_node)
-        if cfg.ckpt_path:
-            check_checkpoint(cfg.ckpt_path, str(cfg.model.class_path), cfg.data)
-            _exit_if_budget_met(cfg)
-            if cfg.get("weights_only") is None:
-                cfg.weights_only = True  # tensors and plain types only, whatever torch's default
+            self.run_dir = (new_run_dir(experiment_dir, _seed(cfg), create=False) if other_node
+                            else self._new_run_dir(experiment_dir, cfg))
+        if not inherited and self.run_dir.is_dir():  # DDP workers share rank 0's lock
+            if not self._created:
+                self._existing = set(os.listdir(self.run_dir))
+            self._lock = RunLock(self.run_dir).acquire()  # before the CSV logger touches metrics.csv
         os.environ[RUN_DIR_ENV] = str(self.run_dir)  # inherited by DDP workers this process launches
         # always this run's folders: a config saved by another run names that run's folders,
         # and reusing them would overwrite its checkpoints
         cfg.trainer.default_root_dir = str(self.run_dir)
         cfg.checkpoint.dirpath = str(self.run_dir / "checkpoints")
         _place_loggers(cfg.trainer.logger, self.run_dir, experiment)
+
+    def _new_run_dir(self, experiment_dir: Path, cfg: Namespace) -> Path:
+        """A new run folder, remembered (with the parents it needed) to be removed if this
+        command is refused before training starts."""
+        missing = [p for p in (experiment_dir, experiment_dir.parent) if not p.exists()]
+        run_dir = new_run_dir(experiment_dir, _seed(cfg))
+        self._created = [run_dir, *missing]
+        return run_dir
+
+    def _undo(self) -> None:
+        """Leave no trace of a command refused before training started: remove the run folder
+        it created, or what it added to the run folder it resumes (held under its lock)."""
+        if self._created:
+            shutil.rmtree(self._created[0], ignore_errors=True)
+            for folder in self._created[1:]:
+                try:
+                    folder.rmdir()  # only if empty: another run may have appeared meanwhile
+                except OSError:
+                    pass
+        elif self._lock is not None and self._existing is not None and self.run_dir is not None:
+            for name in set(os.listdir(self.run_dir)) - self._existing - {LOCK_FILE}:
+                path = self.run_dir / name
+                shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink()
 
     @override
     def instantiate_trainer(self, **kwargs: Any) -> Trainer:
@@ -205,6 +262,7 @@ class RLCLI(LightningCLI):
         if self.run_dir is not None:
             cfg = self.config[self.subcommand]
             metadata = RunMetadata(self.run_dir, cfg.experiment or _default_experiment(cfg), _seed(cfg))
+            self._run_metadata = metadata
             configured_callbacks = trainer_cfg.get("callbacks") or []
             if not isinstance(configured_callbacks, list):
                 configured_callbacks = [configured_callbacks]
@@ -315,6 +373,16 @@ def _check_fixed_options(path: str, checkpoint: dict[str, Any], data: Namespace)
         )
 
 
+def _check_resume(cfg: Namespace) -> None:
+    """Before a run folder is made or touched: the checkpoint must be a readable one of the
+    config's algorithm whose fixed data options agree with the config, and a resume whose
+    frame budget is met ends here; checkpoints then load with ``weights_only``."""
+    check_checkpoint(cfg.ckpt_path, str(cfg.model.class_path), cfg.data)
+    _exit_if_budget_met(cfg)
+    if cfg.get("weights_only") is None:
+        cfg.weights_only = True  # tensors and plain types only, whatever torch's default
+
+
 def _exit_if_budget_met(cfg: Namespace) -> None:
     """A resume whose frame budget is already met does nothing (no file of the run changes):
     say so and exit 0. A budget below the frames trained is refused (ConfigError)."""
@@ -413,10 +481,28 @@ def main(args: Any = None) -> None:
         sys.exit(1)
     except Exception as err:
         config_error = _find_config_error(err) or missing_package_error(err)
-        if config_error is None:
+        if config_error is not None:
+            print(f"error: {config_error}", file=sys.stderr)
+            sys.exit(2)
+        disk_full = _find_disk_full(err)
+        if disk_full is None:
             raise
-        print(f"error: {config_error}", file=sys.stderr)
-        sys.exit(2)
+        where = f" while writing {disk_full.filename}" if disk_full.filename else ""
+        print(f"error: disk full ({disk_full.strerror or disk_full}){where}: the command stopped; temporary files "
+              "were removed and the run keeps its last good checkpoint. Free disk space, then run the command "
+              "again (--ckpt_path last continues the run).", file=sys.stderr)
+        sys.exit(1)
+
+
+def _find_disk_full(err: BaseException | None) -> OSError | None:
+    """The "no space left on device" (or quota exceeded) error behind ``err``, if any."""
+    seen = set()
+    while err is not None and id(err) not in seen:
+        if isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EDQUOT):
+            return err
+        seen.add(id(err))
+        err = err.__cause__ or err.__context__
+    return None
 
 
 def _find_config_error(err: BaseException | None) -> ConfigError | None:

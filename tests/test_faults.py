@@ -1,7 +1,9 @@
 """Interruptions, NaN/Inf and bad checkpoints, through the command line."""
 
 import csv
+import errno
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -172,3 +174,76 @@ def test_fitting_from_a_finished_checkpoint_trains_no_batch_past_the_budget(in_t
                         enable_model_summary=False, num_sanity_val_steps=0, default_root_dir=in_tmp)
     trainer.fit(PPOModule(), datamodule=data, ckpt_path=str(last))
     assert data.frames == 2048 and trainer.global_step == torch.load(last, weights_only=True)["global_step"]
+
+
+def temporary_files(root):
+    return [p for p in root.rglob("*") if p.name.endswith(".tmp")]
+
+
+def test_disk_full_keeps_the_last_good_checkpoint_and_records_the_failure(in_tmp, capsys):
+    from tests.helpers.disk_full import fill_disk
+
+    with pytest.MonkeyPatch.context() as patch, pytest.raises(SystemExit) as exit_:
+        fill_disk(after=2, patch=patch.setattr)  # best + last at 1024 frames are written, then the disk is full
+        run_cli("fit", "--config", PPO, *TINY, "--experiment", "full")
+    assert exit_.value.code == 1
+    errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "disk full" in errors[0] and "No space left on device" in errors[0]
+    (run,) = (in_tmp / "experiments" / "full").iterdir()
+    assert temporary_files(run) == []
+    assert torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)["OnPolicyDataModule"]["frames"] == 1024
+    meta = json.loads((run / "metadata.json").read_text())
+    assert meta["status"] == "failed" and "No space left on device" in meta["error"]
+    assert meta["pid"] == os.getpid() and meta["host"] and meta["heartbeat"] >= meta["started"]
+    # space freed: the run continues from its last good checkpoint
+    run_cli("fit", "--config", PPO, *TINY, "--experiment", "full", "--ckpt_path", "last")
+    with open(run / "metrics.csv", newline="") as file:
+        rows = [float(r["frames"]) for r in csv.DictReader(file)]
+    assert rows == [256.0 * i for i in range(1, 9)]
+    assert json.loads((run / "metadata.json").read_text())["status"] == "finished"
+
+
+def test_disk_full_even_for_metadata_gives_one_error_line_and_the_run_shows_dead(in_tmp, capsys):
+    cmd = [sys.executable, "-m", "tests.helpers.disk_full", "fit", "--config", PPO, *TINY, "--experiment", "full"]
+    result = subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=300,
+                            env={**os.environ, "DISK_FULL_AFTER": "2", "DISK_FULL_METADATA": "1"})
+    assert result.returncode == 1, result.stderr[-3000:]
+    assert "Traceback" not in result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "disk full" in errors[0], result.stderr[-3000:]
+    (run,) = (in_tmp / "experiments" / "full").iterdir()
+    assert temporary_files(run) == []
+    assert torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)["OnPolicyDataModule"]["frames"] == 1024
+    assert json.loads((run / "metadata.json").read_text())["status"] == "running"  # could not be written
+    run_cli("runs", "list")
+    (line,) = [line for line in capsys.readouterr().out.splitlines() if run.name in line]
+    assert line.split()[4] == "dead"
+
+
+def test_disk_full_during_a_replay_snapshot_keeps_last_and_its_snapshot(in_tmp, capsys, monkeypatch):
+    from rl_lightning.data.replay import ReplayDataModule
+
+    real, seen = ReplayDataModule.snapshot, []
+
+    def snapshot(self):
+        seen.append(self.frames)
+        if len(set(seen)) == 1:
+            return real(self)
+        partial = self._run_dir() / "checkpoints" / "replay" / f".frames-{self.frames}.tmp"
+        partial.mkdir(parents=True)
+        (partial / "storage.memmap").write_bytes(b"\0" * 100)
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(partial))
+
+    monkeypatch.setattr(ReplayDataModule, "snapshot", snapshot)
+    with pytest.raises(SystemExit) as exit_:
+        run_cli("fit", "--config", PPO.replace("ppo.yaml", "dqn.yaml"), "--data.memmap", "true",
+                "--data.total_frames", "512", "--data.frames_per_batch", "64", "--data.updates_per_batch", "2",
+                "--data.init_random_frames", "64", "--data.buffer_size", "1000", "--evaluation.every_frames", "256",
+                "--evaluation.episodes", "1", "--checkpoint.every_frames", "256", "--progress_bar.refresh_rate", "0",
+                "--experiment", "memmap")
+    assert exit_.value.code == 1 and "disk full" in capsys.readouterr().err
+    (run,) = (in_tmp / "experiments" / "memmap").iterdir()
+    assert temporary_files(run) == [] and not list((run / "checkpoints" / "replay").glob(".*"))
+    last = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)
+    assert last["ReplayDataModule"]["frames"] == 256
+    assert (run / last["ReplayDataModule"]["buffer_dir"]).is_dir()  # the snapshot last.ckpt names is kept

@@ -1,7 +1,6 @@
 """Exact resume: 2N frames in one go == N frames, stop, resume, N more frames."""
 
 import csv
-
 from pathlib import Path
 
 import numpy as np

@@ -24,7 +24,13 @@ import torch
 from lightning.pytorch.cli import OptimizerCallable
 from torch.nn import functional as F
 
-from rl_lightning.algorithms.offpolicy import OffPolicyModule, adam, check_common, frozen_copy, soft_update
+from rl_lightning.algorithms.offpolicy import (
+    OffPolicyModule,
+    adam,
+    check_common,
+    frozen_copy,
+    soft_update,
+)
 from rl_lightning.data.replay import UpdateRound
 from rl_lightning.envs import EnvSpec
 from rl_lightning.errors import check_range

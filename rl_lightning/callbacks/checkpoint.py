@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+from pathlib import Path
 from typing import Any
 
 import lightning as L
@@ -81,11 +83,18 @@ class FrameCheckpoint(ModelCheckpoint):
 
     @override
     def _save_checkpoint(self, trainer: L.Trainer, filepath: str) -> None:
-        """Write to ``<file>.tmp`` then rename, so a crash never leaves a partial file."""
+        """Write to ``<file>.tmp`` then rename, so a crash never leaves a partial file. If
+        writing fails (e.g. the disk is full), the temporary files are removed and the previous
+        checkpoint stays as it was."""
         tmp = f"{filepath}.tmp"
-        trainer.save_checkpoint(tmp, self.save_weights_only)
-        if trainer.is_global_zero:
-            os.replace(tmp, filepath)
+        try:
+            trainer.save_checkpoint(tmp, self.save_weights_only)
+            if trainer.is_global_zero:
+                os.replace(tmp, filepath)
+        except BaseException:
+            if trainer.is_global_zero:
+                _remove_temporary_files(tmp)
+            raise
         trainer.strategy.barrier()
         self._last_global_step_saved = trainer.global_step
         self._last_checkpoint_saved = filepath
@@ -133,3 +142,8 @@ class FrameCheckpoint(ModelCheckpoint):
         return state
 
 
+def _remove_temporary_files(tmp: str) -> None:
+    """Remove a checkpoint's temporary file and the temporary replay snapshot folders beside it."""
+    Path(tmp).unlink(missing_ok=True)
+    for folder in (Path(tmp).parent / "replay").glob(".*.tmp"):
+        shutil.rmtree(folder, ignore_errors=True)

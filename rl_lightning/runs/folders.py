@@ -3,12 +3,28 @@
 
 from __future__ import annotations
 
+import re
 import time
 from pathlib import Path
 
 from rl_lightning.errors import ConfigError
 
 LAST = Path("checkpoints") / "last.ckpt"
+#: What an experiment name may be: one folder name, no path.
+EXPERIMENT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+
+
+def check_experiment_name(name: str, key: str = "--experiment") -> str:
+    """``name`` if it is a plain folder name (letters, digits, '_', '-', '.', not starting with
+    '.', not ``sweeps``), else ``ConfigError``: an experiment is one folder inside the experiments folder, so
+    ``..``, ``a/b`` and absolute paths, which would write elsewhere, are refused."""
+    if not EXPERIMENT_NAME.fullmatch(name or "") or name == "sweeps":
+        raise ConfigError(
+            f"{key} {name!r}: use one folder name of letters, digits, '_', '-' and '.' (not starting with '.', "
+            "and not 'sweeps', the folder of sweeps), e.g. ppo-cartpole; runs go to <experiments_dir>/<experiment>/, and paths such as '../x', 'a/b' "
+            "or '/tmp/x' are refused. To write elsewhere, set --experiments_dir."
+        )
+    return name
 
 
 def new_run_dir(experiment_dir: str | Path, seed: int | None, create: bool = True) -> Path:

@@ -14,6 +14,8 @@ from typing import Any
 
 PACKAGES = ("rl_lightning", "torch", "lightning", "torchrl", "tensordict", "gymnasium", "numpy")
 FILENAME = "metadata.json"
+#: ``metadata.json``'s ``kind``: marks a folder as a run folder written by rl_lightning.
+RUN_KIND = "rl_lightning run"
 
 
 def git_state(cwd: str | os.PathLike = ".") -> dict[str, Any]:
@@ -47,9 +49,25 @@ def read_metadata(run_dir: str | os.PathLike) -> dict[str, Any]:
         return {}
 
 
+def is_run(run_dir: str | os.PathLike, data: dict[str, Any] | None = None) -> bool:
+    """Whether ``run_dir`` is a run folder of rl_lightning: its ``metadata.json`` (``data`` if
+    given) has our ``kind``, or, as written before ``kind`` existed, our ``run_id`` (the folder
+    name), ``experiment``, ``status`` and ``started``. Other folders, even with a
+    ``config.yaml``, are not runs (``runs clean`` never deletes them)."""
+    data = read_metadata(run_dir) if data is None else data
+    if data.get("kind") == RUN_KIND:
+        return True
+    return data.get("run_id") == Path(run_dir).name and {"experiment", "status", "started"} <= set(data)
+
+
 def write_metadata(run_dir: str | os.PathLike, data: dict[str, Any]) -> None:
-    """Write atomically (temporary file + rename)."""
+    """Write atomically (temporary file + rename); on failure (e.g. a full disk) the previous
+    file stays and no temporary file is left."""
     path = Path(run_dir) / FILENAME
     tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True))
-    os.replace(tmp, path)
+    try:
+        tmp.write_text(json.dumps(data, indent=2, sort_keys=True))
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise

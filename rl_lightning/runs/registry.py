@@ -2,7 +2,9 @@
 
 A run is a folder ``<experiments_dir>/<experiment>/<run id>/`` holding ``config.yaml``,
 ``metrics.csv`` and ``metadata.json``. What ``metadata.json`` lacks (older or broken runs)
-is read from ``config.yaml`` and ``metrics.csv``.
+is read from ``config.yaml`` and ``metrics.csv``. Only folders whose ``metadata.json`` was
+written by rl_lightning (:func:`rl_lightning.runs.metadata.is_run`) are ever deleted by
+``runs clean``.
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ import io
 import json
 import os
 import shutil
+import socket
+import sys
 import time
 from dataclasses import dataclass, field
 from fnmatch import fnmatch
@@ -23,7 +27,9 @@ from typing import Any, Callable
 import yaml
 
 from rl_lightning.errors import ConfigError
-from rl_lightning.runs.metadata import read_metadata, write_metadata
+from rl_lightning.runs.lock import FILENAME as LOCK_FILE
+from rl_lightning.runs.lock import lock_holder, process_alive
+from rl_lightning.runs.metadata import is_run, read_metadata, write_metadata
 
 RUN_FILES = ("config.yaml", "metadata.json", "metrics.csv")
 HEAVY = ("checkpoints", "videos", "tensorboard", "wandb")
@@ -44,8 +50,9 @@ class Run:
     """A run folder and what is known about it: ``metadata.json`` first, then ``config.yaml``
     (algorithm, env_id, seed) and ``metrics.csv`` (frames, final/best ``eval/return_mean``).
 
-    ``status`` is running, finished, failed, interrupted, or unknown (no metadata); ``started``
-    a unix time; ``config`` and ``rows`` (of ``metrics.csv``) are read when first used.
+    ``status`` is running, finished, failed, interrupted, unknown (no metadata), ``dead``
+    (recorded as running, but its process is gone from this host) or ``stale`` (recorded as
+    running on another host, which holds no lock on it); ``started`` a unix time; ``config`` and ``rows`` (of ``metrics.csv``) are read when first used.
     """
 
     path: Path
@@ -79,7 +86,25 @@ class Run:
         }
         for name, fallback in fallbacks.items():
             setattr(run, name, meta[name] if meta.get(name) is not None else fallback())
+        if run.status == "running":
+            run.status = run._liveness()
         return run
+
+    @cached_property
+    def holder(self) -> dict[str, Any] | None:
+        """The process holding the run's lock (``pid``, ``host``, ``since``), or ``None``."""
+        return lock_holder(self.path)
+
+    def _liveness(self) -> str:
+        """``running``, ``dead`` or ``stale`` for a run whose metadata says running."""
+        if self.holder is not None:
+            return "running"
+        host, pid = self.metadata.get("host"), self.metadata.get("pid")
+        if (self.path / LOCK_FILE).exists():  # left by a process that died (the OS released its lock)
+            return "dead" if host in (None, socket.gethostname()) else "stale"
+        if host == socket.gethostname() and isinstance(pid, int):
+            return "running" if process_alive(pid) else "dead"
+        return "stale" if host not in (None, socket.gethostname()) else "running"  # nothing tells it ended
 
     @cached_property
     def config(self) -> dict[str, Any]:
@@ -329,11 +354,16 @@ def cmd_clean(args: argparse.Namespace) -> None:
     """Free disk space taken by old runs that are not among the best. Runs that are neither among
     the N best of their experiment (by best eval return) nor newer than D days lose checkpoints/,
     videos/, tensorboard/ and wandb/ (config.yaml, metrics.csv and metadata.json stay, and
-    metadata.json records "cleaned": true), or their whole folder with --all. Running runs are
-    never touched."""
+    metadata.json records "cleaned": true), or their whole folder with --all. Only run folders
+    whose metadata.json rl_lightning wrote count as runs; a run whose process is alive (its lock
+    is held, or it is recorded as running) is never touched. Asks before deleting unless --yes."""
     if args.keep_best < 0 or args.keep_recent_days < 0:
         raise ConfigError("--keep-best and --keep-recent-days must be >= 0.")
-    runs = find_runs(args.paths)
+    found = find_runs(args.paths)
+    runs = [r for r in found if is_run(r.path, r.metadata)]
+    for r in found:
+        if not is_run(r.path, r.metadata):
+            print(f"skipped {display_path(r.path)} (not a run folder of rl_lightning: no metadata.json written by it)")
     keep: dict[Path, str] = {}
     for experiment in {r.path.resolve().parent for r in runs}:
         ranked = [r for r in sort_runs([r for r in runs if r.path.resolve().parent == experiment],
@@ -341,27 +371,51 @@ def cmd_clean(args: argparse.Namespace) -> None:
         keep.update({r.path: f"best {i + 1} of {r.experiment}" for i, r in enumerate(ranked[:args.keep_best])})
     cutoff = time.time() - args.keep_recent_days * 86400
     for r in runs:
-        if r.status == "running":
-            keep[r.path] = "running"
+        if r.holder is not None:
+            keep[r.path] = f"in use by process {r.holder.get('pid')} on {r.holder.get('host')}"
+        elif r.status in ("running", "stale"):
+            keep[r.path] = r.status
         elif r.path not in keep and (r.started is None or r.started >= cutoff):
             keep[r.path] = "recent" if r.started is not None else "start time unknown"
-    verb, freed, cleaned = ("would remove" if args.dry_run else "removed"), 0, 0
+    plan: list[tuple[Run, list[Path]]] = []
     for r in filter_runs(runs, parse_filters(args.filter)):
         if r.path in keep:
             print(f"kept    {display_path(r.path)} ({keep[r.path]})")
             continue
         parts = [r.path] if args.all else [p for p in (r.path / n for n in HEAVY) if p.exists() or p.is_symlink()]
+        if parts:
+            plan.append((r, parts))
+    sizes = {part: _size(part) for _, parts in plan for part in parts}
+    freed = sum(sizes.values())
+    if plan and not args.dry_run and not args.yes:
+        for part, size in sizes.items():
+            print(f"will remove {display_path(part)}{'/' if part.is_dir() else ''} ({_human(size)})")
+        if not _confirm(f"Delete these {len(sizes)} item{'s' * (len(sizes) != 1)} ({_human(freed)}) from {len(plan)} "
+                 f"run{'s' * (len(plan) != 1)}?"):
+            print("Nothing deleted.")
+            return
+    verb = "would remove" if args.dry_run else "removed"
+    for r, parts in plan:
         for part in parts:
-            size = _size(part)
-            print(f"{verb} {display_path(part)}{'/' if part.is_dir() else ''} ({_human(size)})")
-            freed += size
+            print(f"{verb} {display_path(part)}{'/' if part.is_dir() else ''} ({_human(sizes[part])})")
             if not args.dry_run:
                 part.unlink() if part.is_symlink() or part.is_file() else shutil.rmtree(part)
-        if parts and not args.dry_run and not args.all:
+        if not args.dry_run and not args.all:
             write_metadata(r.path, {**read_metadata(r.path), "cleaned": True, "cleaned_at": time.time()})
-        cleaned += bool(parts)
-    print(f"{'would free' if args.dry_run else 'freed'} {freed:,} bytes ({_human(freed)}) from {cleaned} "
-          f"run{'s' * (cleaned != 1)}{' (dry run: nothing deleted)' if args.dry_run else ''}")
+    print(f"{'would free' if args.dry_run else 'freed'} {freed:,} bytes ({_human(freed)}) from {len(plan)} "
+          f"run{'s' * (len(plan) != 1)}{' (dry run: nothing deleted)' if args.dry_run else ''}")
+
+
+def _confirm(question: str) -> bool:
+    """Ask on the terminal whether to go on (``ConfigError`` if stdin is not a terminal)."""
+    if not sys.stdin or not sys.stdin.isatty():
+        raise ConfigError("runs clean: stdin is not a terminal, so nothing was deleted; pass --yes to delete "
+                          "the items listed above without asking, or --dry-run to only list them.")
+    try:
+        answer = input(f"{question} [y/N] ")
+    except EOFError:
+        answer = ""
+    return answer.strip().lower() in ("y", "yes")
 
 
 def main(argv: list[str]) -> None:
@@ -400,6 +454,8 @@ def main(argv: list[str]) -> None:
     clean.add_argument("--keep-recent-days", type=float, required=True, metavar="D",
                        help="keep runs started less than D days ago")
     clean.add_argument("--dry-run", action="store_true", help="print what would be deleted; delete nothing")
+    clean.add_argument("-y", "--yes", action="store_true",
+                       help="delete without asking (otherwise the list is shown and a terminal must confirm)")
     clean.add_argument("--all", action="store_true",
                        help="delete whole run folders, not only checkpoints/, videos/, tensorboard/, wandb/")
     args = parser.parse_args(argv)

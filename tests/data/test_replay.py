@@ -181,7 +181,11 @@ def test_the_data_module_stores_n_step_returns_from_one_frame_batches():
 def test_a_buffer_saved_by_torchrl_state_dict_in_earlier_checkpoints_still_loads():
     """Checkpoints of earlier versions hold TorchRL's ``ReplayBuffer.state_dict()``; its rows,
     writer position and priorities are read (nothing else), so those runs still resume."""
-    from rl_lightning.data.replay_state import buffer_state, from_torchrl_state, load_buffer_state
+    from rl_lightning.data.replay_state import (
+        buffer_state,
+        from_torchrl_state,
+        load_buffer_state,
+    )
 
     def make():
         return ReplayBuffer(storage=LazyTensorStorage(8), sampler=PrioritizedSampler(8), batch_size=4)

@@ -2,6 +2,10 @@
 
 import csv
 import json
+import os
+import socket
+import subprocess
+import sys
 import time
 
 import pytest
@@ -139,13 +143,14 @@ def test_clean_dry_run_deletes_nothing(runs, in_tmp, capsys):
     before = files(in_tmp)
     out = cli(capsys, "runs", "clean", "--keep-best", "1", "--keep-recent-days", "7", "--dry-run")
     assert files(in_tmp) == before
-    assert f"would remove {rel(runs['cart-lr1e-3-s1'])}/checkpoints/" in out and "would free 24,000 bytes" in out
+    assert f"would remove {rel(runs['cart-lr1e-3-s1'])}/checkpoints/" in out and "would free 20,000 bytes" in out
 
 
 def test_clean_keeps_best_recent_running_and_the_run_records(runs, capsys):
-    out = cli(capsys, "runs", "clean", "--keep-best", "1", "--keep-recent-days", "7")
-    assert "freed 24,000 bytes" in out and "from 6 runs" in out
-    kept = ("cart-lr1e-3-s3", "cart-running", "pend-nometa")  # best of each experiment, running
+    out = cli(capsys, "runs", "clean", "--keep-best", "1", "--keep-recent-days", "7", "--yes")
+    assert "freed 20,000 bytes" in out and "from 5 runs" in out
+    # best of each experiment, running, and pend-nometa: without our metadata.json, not a run to delete
+    kept = ("cart-lr1e-3-s3", "cart-running", "pend-s1", "pend-nometa")
     for name, run in runs.items():
         assert (run / "checkpoints" / "best.ckpt").exists() == (name in kept), name
         assert (run / "videos").exists() == (name in kept) and (run / "tensorboard").exists() == (name in kept)
@@ -154,15 +159,15 @@ def test_clean_keeps_best_recent_running_and_the_run_records(runs, capsys):
         assert meta.get("cleaned", False) == (name not in kept)
     assert len(find_runs()) == 9 and find_runs([str(runs["cart-lr1e-3-s1"])])[0].final_eval_return == pytest.approx(
         eval_return(2048, 1, 0.001))  # still listed with its results
-    assert "freed 0 bytes" in cli(capsys, "runs", "clean", "--keep-best", "1", "--keep-recent-days", "7")
+    assert "freed 0 bytes" in cli(capsys, "runs", "clean", "--keep-best", "1", "--keep-recent-days", "7", "--yes")
 
-    out = cli(capsys, "runs", "clean", "--keep-best", "2", "--keep-recent-days", "0", "--all")
+    out = cli(capsys, "runs", "clean", "--keep-best", "2", "--keep-recent-days", "0", "--all", "--yes")
     assert not runs["cart-lr1e-3-s1"].exists() and runs["cart-lr1e-3-s2"].exists()  # best 2 kept
     assert runs["cart-running"].exists() and runs["pend-s1"].exists()
 
 
 def test_clean_all_removes_whole_folders_of_the_filtered_runs(runs, capsys):
-    out = cli(capsys, "runs", "clean", "--keep-best", "0", "--keep-recent-days", "7", "--all",
+    out = cli(capsys, "runs", "clean", "--keep-best", "0", "--keep-recent-days", "7", "--all", "--yes",
               "--filter", "env=CartPole-v1")
     for name, run in runs.items():
         assert run.exists() == (name.startswith("pend") or name == "cart-running"), name
@@ -179,3 +184,38 @@ def test_a_real_run_is_listed(in_tmp, capsys):
     line = cli(capsys, "runs", "list").splitlines()[1]
     assert line.split()[:6] == [rel(run.path.resolve()), "PPO", "CartPole-v1", "1", "finished", "2048"]
     assert cli(capsys, "plot", "-o", "curves.svg").strip() == "curves.svg" and (in_tmp / "curves.svg").is_file()
+
+
+def dead_pid():
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+def test_runs_left_running_by_a_dead_process_are_shown_dead(runs, capsys):
+    from rl_lightning.runs.lock import RunLock
+
+    def record(name, **fields):
+        path = runs[name] / "metadata.json"
+        path.write_text(json.dumps({**json.loads(path.read_text()), "status": "running", **fields}))
+
+    host = socket.gethostname()
+    record("cart-lr1e-3-s1", pid=dead_pid(), host=host)  # killed (or its last metadata write failed)
+    record("cart-lr1e-3-s2", pid=os.getpid(), host=host)  # alive
+    record("cart-lr1e-3-s3", pid=os.getpid(), host=host)
+    (runs["cart-lr1e-3-s3"] / ".lock").write_text(json.dumps({"pid": 12345, "host": host}))  # lock left by kill -9
+    record("cart-lr3e-4-s1", pid=dead_pid(), host="another-host")  # cannot be checked from here
+    record("cart-lr3e-4-s2", pid=dead_pid(), host=host)
+    lock = RunLock(runs["cart-lr3e-4-s2"]).acquire()  # its lock is held: running, whatever the pid says
+    try:
+        status = {name: r.status for r in find_runs() for name, p in runs.items() if p.resolve() == r.path.resolve()}
+        out = cli(capsys, "runs", "list", "--filter", "status=dead")
+    finally:
+        lock.release()
+    assert status["cart-lr1e-3-s1"] == status["cart-lr1e-3-s3"] == "dead"
+    assert status["cart-lr1e-3-s2"] == status["cart-lr3e-4-s2"] == status["cart-running"] == "running"
+    assert status["cart-lr3e-4-s1"] == "stale"
+    assert set(listed(out)) == {rel(runs["cart-lr1e-3-s1"]), rel(runs["cart-lr1e-3-s3"])}
+    out = cli(capsys, "runs", "clean", "--keep-best", "0", "--keep-recent-days", "7", "--all", "--yes")
+    assert not runs["cart-lr1e-3-s1"].exists() and runs["cart-lr3e-4-s1"].exists()  # dead removed, stale kept
+    assert "kept    " + rel(runs["cart-lr3e-4-s1"]) + " (stale)" in out
