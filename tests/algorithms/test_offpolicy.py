@@ -224,3 +224,24 @@ def test_dqn_loss_option_sets_the_td_loss(loss, expected):
                  "index": torch.zeros(1, dtype=torch.int64)}
         model.update(batch, [None])
     assert losses == pytest.approx(expected)
+
+
+@pytest.mark.parametrize("config, optimizer, options, state_key, extra", [
+    ("ppo.yaml", "torch.optim.RMSprop", {"alpha": 0.9}, "square_avg", []),
+    ("dqn.yaml", "torch.optim.SGD", {"momentum": 0.5}, "momentum_buffer", ["--data.init_random_frames", "256"]),
+])
+def test_an_optimizer_chosen_in_yaml_trains_the_model(in_tmp, config, optimizer, options, state_key, extra):
+    """``model.init_args.optimizer`` in a YAML file: the run trains with that optimizer, its
+    options, and the model's learning rate (PPO's config decays it: its start is checked)."""
+    import yaml
+
+    (in_tmp / "optimizer.yaml").write_text(yaml.safe_dump(
+        {"model": {"init_args": {"learning_rate": 0.002, "optimizer": {"class_path": optimizer, "init_args": options}}}}))
+    run_cli("fit", "--config", str(CONFIGS / config), "--config", "optimizer.yaml", "--data.total_frames", "512", *extra,
+            "--evaluation.every_frames", "512", "--evaluation.episodes", "1", "--progress_bar.refresh_rate", "0",
+            "--experiment", "opt")
+    (run,) = (in_tmp / "experiments" / "opt").iterdir()
+    (state,) = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)["optimizer_states"]
+    (group,) = state["param_groups"]
+    assert group.get("initial_lr", group["lr"]) == pytest.approx(0.002) and all(group[k] == v for k, v in options.items())
+    assert state["state"] and all(state_key in s for s in state["state"].values())
