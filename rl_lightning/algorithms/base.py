@@ -149,8 +149,8 @@ class RLModule(L.LightningModule):
         progress bar); loggers get everything logged during a training step (the module's
         metrics and the callbacks', e.g. evaluation) as one row with ``step = frames`` plus a
         ``frames`` column, after the callbacks ran, so curves share a frame axis across
-        algorithms. This bypasses ``self.log``, whose result collection cost 18 ms per call
-        with 15 scalars, more than a whole CartPole update.
+        algorithms. This bypasses ``self.log``, whose result collection costs many times more
+        per call (``benchmarks/log_speed.py`` times both inside a PPO fit).
         """
         self.trainer.callback_metrics.update({k: torch.tensor(v) for k, v in metrics.items()})
         self._pending_metrics.update(metrics)
