@@ -137,9 +137,17 @@ class RLModule(L.LightningModule):
         self.log_metrics(metrics)
 
     @property
+    def attached_trainer(self) -> L.Trainer | None:
+        """The Trainer this module is attached to; ``None`` before (or without) one."""
+        try:
+            return self.trainer
+        except RuntimeError:  # Lightning's answer for a module without a Trainer
+            return None
+
+    @property
     def frames(self) -> int:
         """Environment frames collected so far, over all processes."""
-        datamodule = getattr(self._trainer, "datamodule", None) if self._trainer else None
+        datamodule = getattr(self.attached_trainer, "datamodule", None)
         return int(datamodule.frames) if datamodule is not None else 0
 
     def log_metrics(self, metrics: dict[str, float]) -> None:

@@ -23,7 +23,7 @@ def soft_update(target: nn.Module, source: nn.Module, tau: float) -> None:
 def adam(module: "OffPolicyModule", params, lr: float) -> torch.optim.Adam:
     """Adam with the module's ``adam_eps``, fused (faster on CPU and GPU) unless mixed
     precision needs gradient unscaling."""
-    fused = "mixed" not in str(module.trainer.precision) if module._trainer is not None else True
+    fused = "mixed" not in str(module.trainer.precision) if module.attached_trainer is not None else True
     return torch.optim.Adam(params, lr=lr, eps=module.hparams.get("adam_eps", 1e-8), fused=fused)
 
 

@@ -124,7 +124,7 @@ class PPO(RLModule):
         hp = self.hparams
         if self.optimizer_factory is None:
             # fused Adam is faster, but Lightning's mixed-precision plugins cannot clip its gradients
-            fused = "mixed" not in str(self.trainer.precision) if self._trainer is not None else True
+            fused = "mixed" not in str(self.trainer.precision) if self.attached_trainer is not None else True
             optimizer = torch.optim.Adam(self.parameters(), lr=hp.learning_rate, eps=1e-5, fused=fused)
         else:
             optimizer = self.optimizer_factory(self.parameters())

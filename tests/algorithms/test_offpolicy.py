@@ -214,7 +214,7 @@ def test_dqn_loss_option_sets_the_td_loss(loss, expected):
     model = DQN(loss=loss, dueling=False)
     model.connect_spec(EnvSpec("x", (1,), True, n_actions=2))
     model.q = Fixed([[0.0, 0.0]])
-    model._trainer = SimpleNamespace(datamodule=SimpleNamespace(update_priorities=lambda index, error: None))
+    model.trainer = SimpleNamespace(datamodule=SimpleNamespace(update_priorities=lambda index, error: None))
     losses = []
     model.optimize = lambda optimizer, value, max_grad_norm=None: losses.append(value.item())
     for reward, per_sample in zip((2.0, 0.5), expected):
