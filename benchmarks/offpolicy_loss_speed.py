@@ -1,44 +1,55 @@
-"""Off-policy update step: TorchRL's ``DQNLoss`` / ``SACLoss`` against rl_lightning's plain-tensor losses.
+"""Off-policy update step: the shipped ``DQN`` / ``SAC`` training step against TorchRL's ``DQNLoss`` / ``SACLoss``.
 
-    python benchmarks/offpolicy_loss_speed.py [--algorithms dqn sac] [--repeats 5] [--steps 300] [--compile]
+    python benchmarks/offpolicy_loss_speed.py [--algorithms dqn sac] [--repeats 5] [--rounds 20]
 
-One update = sample a minibatch from a random 10k-transition buffer (``torch.randint``
-indices, the same for both ways), loss, backward, optimizer step, target update. Both ways use
-the same network shapes and fused Adam; one torch thread; the two ways alternate ``--repeats``
-times (``--steps`` updates each, after a warm-up) and the median milliseconds per update is
-reported with the ratio torchrl / rl_lightning. ``--compile`` adds rl_lightning's step with its
-loss functions under ``torch.compile`` (forward and backward compiled; optimizer unchanged).
+rl_lightning: the algorithm module of ``configs/dqn.yaml`` / ``configs/sac.yaml`` (its
+hyperparameters, networks, optimizers and ``updates_per_batch``), set up by a real
+``Trainer.fit`` on the config's environment with its ``ReplayDataModule``. Once the buffer holds
+its random warm-up frames, a callback times the module's own ``training_step`` on rounds of
+updates drawn from that buffer (``UpdateRound``: the round's minibatches gathered at once,
+DQN's targets of a round in one forward pass, the updates, the round's logging), exactly what
+a training round runs, minus the collection (and hard target copies: the frame count does not
+advance while timing). Reported per update (a DQN round holds 128, a
+SAC round one). The same rounds are also timed with Lightning's backward/optimizer wrappers
+(``manual_backward``, ``LightningOptimizer.step``), the path taken when a callback, a hook,
+mixed precision or several devices need them.
 
-- DQN (CartPole shapes: 4 observations, 2 actions; 256x256 ReLU Q network; batch 64; lr 2.3e-3;
-  Huber loss; gamma 0.99; gradient norm clipped at 10; no double Q, as ``configs/dqn.yaml``).
-  rl_lightning: the arithmetic of ``DQN.update`` (target forward on every update, not batched per
-  round) with a hard target copy every 128 updates. torchrl: ``QValueActor`` + ``DQNLoss``
-  (``delay_value=True``, ``loss_function="smooth_l1"``, TD(0)) and ``HardUpdate`` stepped every
-  update (copy every 128), one Adam over the loss module's parameters.
-- SAC (Pendulum shapes: 3 observations, 1 action; 256x256 ReLU actor and twin critics; batch 256;
-  lr 1e-3; learned alpha; gamma 0.99). rl_lightning: the arithmetic of ``SAC.update``: critic,
-  actor and alpha steps with three Adams, then Polyak (tau 0.005) via ``torch._foreach_lerp_``.
-  torchrl: ``ProbabilisticActor`` (``TanhNormal`` over MLP + ``NormalParamExtractor``),
-  ``ValueOperator`` over observation and action, ``SACLoss`` (``num_qvalue_nets=2``,
-  ``loss_function="l2"``), the three losses summed and stepped by ONE Adam over all of the loss
-  module's parameters (TorchRL's usual way; the actor loss uses detached critic parameters),
-  then ``SoftUpdate(tau=0.005)``.
+TorchRL, per update: sample a minibatch from a random 10k-transition TensorDict
+(``torch.randint`` indices), loss, backward, optimizer step, target update, with the same
+network shapes, batch size, learning rate and fused Adam; one torch thread.
+
+- DQN (CartPole: 4 observations, 2 actions; 256x256 ReLU Q network; batch 64; Huber loss;
+  gamma 0.99; gradient norm clipped at 10; no double Q): ``QValueActor`` + ``DQNLoss``
+  (``delay_value=True``, ``loss_function="smooth_l1"``, TD(0)) and ``HardUpdate`` stepped
+  every update (copy every 128), one Adam over the loss module's parameters.
+- SAC (Pendulum: 3 observations, 1 action; 256x256 ReLU actor and twin critics; batch 256;
+  learned alpha; gamma 0.99): ``ProbabilisticActor`` (``TanhNormal`` over MLP +
+  ``NormalParamExtractor``), ``ValueOperator`` over observation and action, ``SACLoss``
+  (``num_qvalue_nets=2``, ``loss_function="l2"``), the three losses summed and stepped by ONE
+  Adam over all of the loss module's parameters (TorchRL's usual way), then
+  ``SoftUpdate(tau=0.005)``.
+
+The ways alternate ``--repeats`` times after a warm-up; medians are printed with the ratio
+torchrl / rl_lightning.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
-import math
 import statistics
+import tempfile
 import time
 import warnings
+from pathlib import Path
 
+import lightning as L
 import torch
-from torch.nn import functional as F
+import yaml
 
 from rl_lightning.networks import MLP
 
+CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 BUFFER = 10_000
 GAMMA = 0.99
 DQN_BATCH, DQN_LR, TARGET_EVERY = 64, 2.3e-3, 128
@@ -49,60 +60,21 @@ def mlp(i: int, o: int) -> torch.nn.Module:
     return MLP(i, o, hidden_sizes=(256, 256), activation="relu", output_gain=None)
 
 
-def transitions(obs_dim: int, action: torch.Tensor) -> dict[str, torch.Tensor]:
-    """A random buffer of ``BUFFER`` transitions in rl_lightning's flat layout."""
-    return {"observation": torch.randn(BUFFER, obs_dim), "action": action, "reward": torch.randn(BUFFER),
-            "next_observation": torch.randn(BUFFER, obs_dim), "terminated": (torch.rand(BUFFER) < 0.02).float(),
-            "discount": torch.full((BUFFER,), GAMMA), "weight": torch.ones(BUFFER)}
-
-
-def as_tensordict(buffer: dict[str, torch.Tensor]):
-    """The same transitions in TorchRL's layout (``next`` sub-tensordict, trailing reward/done dims)."""
+def as_tensordict(obs_dim: int, action: torch.Tensor):
+    """A random buffer of ``BUFFER`` transitions in TorchRL's layout."""
     from tensordict import TensorDict
 
-    done = buffer["terminated"].bool().unsqueeze(-1)
-    return TensorDict({"observation": buffer["observation"], "action": buffer["action"],
-                       "next": {"observation": buffer["next_observation"], "reward": buffer["reward"].unsqueeze(-1),
+    done = (torch.rand(BUFFER, 1) < 0.02)
+    return TensorDict({"observation": torch.randn(BUFFER, obs_dim), "action": action,
+                       "next": {"observation": torch.randn(BUFFER, obs_dim), "reward": torch.randn(BUFFER, 1),
                                 "done": done, "terminated": done.clone()}}, batch_size=[BUFFER])
 
 
-def sample(buffer, batch: int):
-    index = torch.randint(BUFFER, (batch,))
-    return {k: v[index] for k, v in buffer.items()} if isinstance(buffer, dict) else buffer[index]
+def sample(data, batch: int):
+    return data[torch.randint(BUFFER, (batch,))]
 
 
-def dqn_rl_lightning(buffer, compiled: bool = False):
-    q = mlp(4, 2)
-    q_target = mlp(4, 2).requires_grad_(False)
-    q_target.load_state_dict(q.state_dict())
-    params = list(q.parameters())
-    opt = torch.optim.Adam(params, lr=DQN_LR, fused=True)
-    count = 0
-
-    def td_loss(batch):
-        value = q(batch["observation"]).gather(-1, batch["action"].unsqueeze(-1)).squeeze(-1)
-        with torch.no_grad():
-            next_q = q_target(batch["next_observation"]).max(-1).values
-            target = batch["reward"] + batch["discount"] * (1.0 - batch["terminated"]) * next_q
-        return (batch["weight"] * F.smooth_l1_loss(value, target, reduction="none")).mean()
-
-    loss_fn = torch.compile(td_loss) if compiled else td_loss
-
-    def step():
-        nonlocal count
-        if count % TARGET_EVERY == 0:
-            q_target.load_state_dict(q.state_dict())
-        count += 1
-        loss = loss_fn(sample(buffer, DQN_BATCH))
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 10.0, foreach=True)
-        opt.step()
-
-    return step
-
-
-def dqn_torchrl(buffer):
+def dqn_torchrl():
     from torchrl.modules import QValueActor
     from torchrl.objectives import DQNLoss, HardUpdate, ValueEstimators
 
@@ -112,7 +84,7 @@ def dqn_torchrl(buffer):
     updater = HardUpdate(loss, value_network_update_interval=TARGET_EVERY)
     params = [p for p in loss.parameters() if p.requires_grad]
     opt = torch.optim.Adam(params, lr=DQN_LR, fused=True)
-    data = as_tensordict(buffer)
+    data = as_tensordict(4, torch.randint(2, (BUFFER,)))
 
     def step():
         out = loss(sample(data, DQN_BATCH))
@@ -125,66 +97,7 @@ def dqn_torchrl(buffer):
     return step
 
 
-def sac_rl_lightning(buffer, compiled: bool = False):
-    actor, q1, q2 = mlp(3, 2), mlp(4, 1), mlp(4, 1)
-    critic = torch.nn.ModuleList([q1, q2])
-    critic_target = torch.nn.ModuleList([mlp(4, 1), mlp(4, 1)]).requires_grad_(False)
-    critic_target.load_state_dict(critic.state_dict())
-    log_alpha = torch.nn.Parameter(torch.zeros(()))
-    critic_opt = torch.optim.Adam(critic.parameters(), lr=SAC_LR, fused=True)
-    actor_opt = torch.optim.Adam(actor.parameters(), lr=SAC_LR, fused=True)
-    alpha_opt = torch.optim.Adam([log_alpha], lr=SAC_LR, fused=True)
-    target_entropy = -1.0
-
-    def policy(obs):
-        mean, log_std = actor(obs).chunk(2, -1)
-        std = log_std.clamp(-20.0, 2.0).exp()
-        noise = torch.randn_like(mean)
-        action = torch.tanh(mean + std * noise)
-        log_prob = (-0.5 * noise.pow(2) - std.log() - 0.5 * math.log(2 * math.pi)).sum(-1)
-        return action, log_prob - torch.log1p(-action.pow(2) + 1e-6).sum(-1)
-
-    def twin(nets, obs, action):
-        x = torch.cat([obs, action], -1)
-        return nets[0](x).squeeze(-1), nets[1](x).squeeze(-1)
-
-    def optimize(opt, loss):
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-
-    def critic_loss(batch, alpha):
-        with torch.no_grad():
-            next_action, next_log_prob = policy(batch["next_observation"])
-            next_q = torch.min(*twin(critic_target, batch["next_observation"], next_action)) - alpha * next_log_prob
-            target = batch["reward"] + batch["discount"] * (1.0 - batch["terminated"]) * next_q
-        v1, v2 = twin(critic, batch["observation"], batch["action"])
-        return 0.5 * (batch["weight"] * ((v1 - target).pow(2) + (v2 - target).pow(2))).mean()
-
-    def actor_loss(obs, alpha):
-        action, log_prob = policy(obs)
-        return (alpha * log_prob - torch.min(*twin(critic, obs, action))).mean(), log_prob
-
-    if compiled:
-        critic_loss, actor_loss = torch.compile(critic_loss), torch.compile(actor_loss)
-
-    def step():
-        batch = sample(buffer, SAC_BATCH)
-        obs = batch["observation"]
-        alpha = log_alpha.exp().detach()
-        optimize(critic_opt, critic_loss(batch, alpha))
-        critic.requires_grad_(False)
-        loss, log_prob = actor_loss(obs, alpha)
-        optimize(actor_opt, loss)
-        critic.requires_grad_(True)
-        optimize(alpha_opt, -(log_alpha * (log_prob.detach() + target_entropy)).mean())
-        with torch.no_grad():
-            torch._foreach_lerp_(list(critic_target.parameters()), list(critic.parameters()), TAU)
-
-    return step
-
-
-def sac_torchrl(buffer):
+def sac_torchrl():
     from tensordict.nn import NormalParamExtractor, TensorDictModule
     from torchrl.data import Bounded
     from torchrl.modules import MLP as TorchRLMLP
@@ -201,7 +114,7 @@ def sac_torchrl(buffer):
     loss.make_value_estimator(ValueEstimators.TD0, gamma=GAMMA)
     updater = SoftUpdate(loss, tau=TAU)
     opt = torch.optim.Adam(loss.parameters(), lr=SAC_LR, fused=True)
-    data = as_tensordict(buffer)
+    data = as_tensordict(3, torch.rand(BUFFER, 1) * 2 - 1)
 
     def step():
         out = loss(sample(data, SAC_BATCH))
@@ -213,55 +126,108 @@ def sac_torchrl(buffer):
     return step
 
 
-ALGORITHMS = {
-    "dqn": (lambda: transitions(4, torch.randint(2, (BUFFER,))), dqn_rl_lightning, dqn_torchrl),
-    "sac": (lambda: transitions(3, torch.rand(BUFFER, 1) * 2 - 1), sac_rl_lightning, sac_torchrl),
-}
+class _TimeRounds(L.Callback):
+    """At the end of the first real round, runs ``measure(module, optimizers)`` and stops."""
+
+    def __init__(self, measure) -> None:
+        self.measure = measure
+        self.result = None
+
+    def on_train_batch_end(self, trainer, pl_module, *args) -> None:
+        if self.result is None:
+            optimizers = pl_module.optimizers()
+            self.result = self.measure(pl_module, optimizers if isinstance(optimizers, list) else [optimizers])
+        trainer.should_stop = True
 
 
-def measure(steps: dict, repeats: int, n: int) -> dict[str, float]:
-    """Median ms per update of each step function, the functions alternating ``repeats`` times."""
-    results = {name: [] for name in steps}
-    for step in steps.values():
-        for _ in range(20):
-            step()
-    for _ in range(repeats):
-        for name, step in steps.items():
-            step()
-            start = time.perf_counter()
-            for _ in range(n):
-                step()
-            results[name].append((time.perf_counter() - start) / n * 1e3)
-    return {name: statistics.median(v) for name, v in results.items()}
+def shipped(config: str, measure):
+    """Fit the config's module and data module until the first round, then ``measure``."""
+    from rl_lightning.algorithms import DQN, SAC
+    from rl_lightning.data import ReplayDataModule
+
+    cfg = yaml.safe_load((CONFIGS / config).read_text())
+    algorithm = {"DQN": DQN, "SAC": SAC}[cfg["model"]["class_path"].rsplit(".", 1)[1]]
+    model = algorithm(**cfg["model"]["init_args"])
+    model.log_every_frames = cfg.get("log_every_frames", 0)
+    data = ReplayDataModule(**{**cfg["data"]["init_args"], "total_frames": 10**9})
+    callback = _TimeRounds(measure)
+    with tempfile.TemporaryDirectory() as folder:
+        L.Trainer(max_epochs=-1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                  enable_model_summary=False, default_root_dir=folder, callbacks=[callback]).fit(model, datamodule=data)
+    return callback.result
+
+
+def rounds_of(module, optimizers, through_lightning: bool):
+    """One call: one round of the shipped training step; returns the updates it made."""
+    from rl_lightning.data.replay import UpdateRound
+
+    datamodule = module.trainer.datamodule
+
+    def step() -> int:
+        module._direct_backward = not through_lightning
+        module.training_step(iter([(UpdateRound(datamodule, datamodule.updates_per_batch), 0, 0)]))
+        return datamodule.updates_per_batch
+
+    return step
+
+
+def per_update(step, n: int) -> float:
+    """Milliseconds per update of ``n`` calls of ``step`` (each returns its update count)."""
+    start, updates = time.perf_counter(), 0
+    for _ in range(n):
+        updates += step()
+    return (time.perf_counter() - start) / updates * 1e3
+
+
+ALGORITHMS = {"dqn": ("dqn.yaml", dqn_torchrl), "sac": ("sac.yaml", sac_torchrl)}
+
+
+def compare(config: str, torchrl_maker, repeats: int, rounds: int) -> dict[str, float]:
+    """Median ms per update of the shipped rounds (direct and through Lightning) and TorchRL's."""
+
+    def measure(module, optimizers):
+        updates_per_round = module.trainer.datamodule.updates_per_batch
+        theirs = torchrl_maker()
+
+        def torchrl_round() -> int:
+            for _ in range(updates_per_round):
+                theirs()
+            return updates_per_round
+
+        steps = {"rl_lightning": rounds_of(module, optimizers, False),
+                 "through Lightning": rounds_of(module, optimizers, True), "torchrl": torchrl_round}
+        results = {name: [] for name in steps}
+        warm = max(1, 20 // updates_per_round)
+        for step in steps.values():
+            per_update(step, warm)
+        for _ in range(repeats):
+            for name, step in steps.items():
+                results[name].append(per_update(step, rounds))
+        return {name: statistics.median(v) for name, v in results.items()}
+
+    return shipped(config, measure)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--algorithms", nargs="+", choices=sorted(ALGORITHMS), default=["dqn", "sac"])
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--steps", type=int, default=300)
-    parser.add_argument("--compile", action="store_true",
-                        help="also time rl_lightning's loss under torch.compile (inductor; needs a C++ compiler)")
+    parser.add_argument("--rounds", type=int, default=20,
+                        help="rounds per timing (DQN: 128 updates each, SAC: one), TorchRL doing as many updates")
     args = parser.parse_args()
     torch.set_num_threads(1)
     torch.manual_seed(0)
     logging.getLogger("torchrl").setLevel(logging.WARNING)
+    logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
     warnings.filterwarnings("ignore")
-    print(f"Off-policy update step, one thread (median of {args.repeats} x {args.steps} updates)")
-    extra = f" {'compiled ms':>12s} {'eager / compiled':>17s}" if args.compile else ""
-    print(f"  {'algorithm':10s} {'rl_lightning ms':>16s} {'torchrl ms':>11s} {'torchrl / rl_lightning':>23s}{extra}")
+    print(f"Off-policy update step, one thread (median of {args.repeats} x {args.rounds} rounds), ms per update")
+    print(f"  {'algorithm':10s} {'rl_lightning':>13s} {'via Lightning':>14s} {'torchrl':>8s} {'torchrl / rl_lightning':>23s}")
     for name in args.algorithms:
-        make_buffer, ours, theirs = ALGORITHMS[name]
-        buffer = make_buffer()
-        steps = {"rl_lightning": ours(buffer), "torchrl": theirs(buffer)}
-        if args.compile:
-            steps["compiled"] = ours(buffer, compiled=True)
-        ms = measure(steps, args.repeats, args.steps)
+        config, torchrl_maker = ALGORITHMS[name]
+        ms = compare(config, torchrl_maker, args.repeats, args.rounds)
         ratio = "x" + format(ms["torchrl"] / ms["rl_lightning"], ".2f")
-        line = f"  {name:10s} {ms['rl_lightning']:16.2f} {ms['torchrl']:11.2f} {ratio:>23s}"
-        if args.compile:
-            line += f" {ms['compiled']:12.2f} {'x' + format(ms['rl_lightning'] / ms['compiled'], '.2f'):>17s}"
-        print(line, flush=True)
+        print(f"  {name:10s} {ms['rl_lightning']:13.2f} {ms['through Lightning']:14.2f} {ms['torchrl']:8.2f} {ratio:>23s}",
+              flush=True)
 
 
 if __name__ == "__main__":

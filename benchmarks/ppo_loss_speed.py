@@ -56,7 +56,7 @@ def rl_lightning_step(batch: int):
     data = {"obs": torch.randn(batch, 4), "action": torch.randint(0, 2, (batch,)), "log_prob": torch.randn(batch) - 0.7,
             "advantage": torch.randn(batch), "target": torch.randn(batch), "value": torch.randn(batch)}
     params = list(model.parameters())
-    opt = torch.optim.Adam(params, lr=1e-3, eps=1e-5, fused=True)
+    opt = model.configure_optimizers()  # the shipped optimizer: fused Adam, eps 1e-5
 
     def step():
         total, _ = model.compute_loss(data)

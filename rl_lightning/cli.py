@@ -83,7 +83,7 @@ class RunConfigSaver(SaveConfigCallback):
             if path.exists():
                 path = run_dir / f"config.resume-{time.strftime('%Y%m%d-%H%M%S')}.yaml"
             run_dir.mkdir(parents=True, exist_ok=True)
-            text = self.parser.dump(self.config, skip_none=False)
+            text = self.parser.dump(self.config, skip_unset=False)
             path.write_text(yaml.safe_dump(scrub_secrets(yaml.safe_load(text)), sort_keys=False))
         self.already_saved = True
 
@@ -287,7 +287,7 @@ class RLCLI(LightningCLI):
         wandb_loggers = [lg for lg in self.trainer.loggers if type(lg).__name__ == "WandbLogger"]
         if wandb_loggers and self.trainer.is_global_zero:
             parser = self._parser(self.subcommand)
-            config = scrub_secrets(yaml.safe_load(parser.dump(self.config[self.subcommand], skip_none=False)))
+            config = scrub_secrets(yaml.safe_load(parser.dump(self.config[self.subcommand], skip_unset=False)))
             for logger in wandb_loggers:
                 with scrubbed_argv():
                     experiment = logger.experiment  # starts the W&B run

@@ -6,6 +6,9 @@ import pytest
 import torch
 
 os.environ.setdefault("RL_LOGGING_LEVEL", "WARNING")
+# every jsonargparse deprecation, not only the first of its kind (often Lightning's): one raised
+# at a call of ours then fails the test (pyproject.toml's filterwarnings)
+os.environ.setdefault("JSONARGPARSE_DEPRECATION_WARNINGS", "all")
 torch.set_num_threads(1)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

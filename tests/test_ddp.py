@@ -7,9 +7,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 
-from tests.test_cli import PPO
+from tests.test_cli import CONFIGS, PPO
 
 
 def test_ddp_on_two_cpu_processes_shares_one_run_and_reduces_episode_stats(in_tmp):
@@ -77,3 +78,26 @@ def test_ddp_off_policy_run_resumes_from_its_checkpoint(in_tmp):
     ckpt = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)
     assert ckpt["ReplayDataModule"]["frames"] == 1024  # per rank: 2048 over both
     assert json.loads((run / "metadata.json").read_text())["status"] == "finished"
+
+
+@pytest.mark.parametrize("config, extra", [
+    ("ppo.yaml", ["--data.total_frames", "512"]),
+    ("dqn.yaml", ["--data.total_frames", "512", "--data.frames_per_batch", "128", "--data.init_random_frames", "128",
+                  "--data.updates_per_batch", "4"]),
+])
+def test_ddp_gradients_are_synchronised_across_ranks(in_tmp, config, extra):
+    """Each rank collects its own data (a different loss), yet after the first update both
+    ranks hold the same, changed, parameters: gradients were averaged across the ranks."""
+    cmd = [sys.executable, "-m", "rl_lightning", "fit", "--config", str(CONFIGS / config), *extra,
+           "--evaluation.every_frames", "0", "--evaluation.episodes", "1", "--progress_bar.refresh_rate", "0",
+           "--experiment", "sync", "--trainer.callbacks+=tests.helpers.ddp.RecordFirstUpdate",
+           "--trainer.accelerator", "cpu", "--trainer.devices", "2", "--trainer.strategy", "ddp"]
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env={**os.environ})
+    assert result.returncode == 0, result.stderr[-3000:]
+    rank0, rank1 = (torch.load(in_tmp / f"ddp-rank{r}.pt", weights_only=True) for r in (0, 1))
+    assert rank0["loss"] != rank1["loss"]  # different data on each rank
+    assert rank0["before"].keys() == rank1["after"].keys() and rank0["before"]
+    for name, before in rank0["before"].items():
+        assert torch.equal(before, rank1["before"][name])  # same start (DDP broadcasts rank 0's)
+        assert torch.equal(rank0["after"][name], rank1["after"][name]), name
+    assert any(not torch.equal(rank0["before"][n], rank0["after"][n]) for n in rank0["before"])

@@ -144,9 +144,17 @@ class RLModule(ScrubbedHyperparameters, L.LightningModule):
         self.log_metrics(metrics)
 
     @property
+    def attached_trainer(self) -> L.Trainer | None:
+        """The Trainer this module is attached to; ``None`` before (or without) one."""
+        try:
+            return self.trainer
+        except RuntimeError:  # Lightning's answer for a module without a Trainer
+            return None
+
+    @property
     def frames(self) -> int:
         """Environment frames collected so far, over all processes."""
-        datamodule = getattr(self._trainer, "datamodule", None) if self._trainer else None
+        datamodule = getattr(self.attached_trainer, "datamodule", None)
         return int(datamodule.frames) if datamodule is not None else 0
 
     def log_metrics(self, metrics: dict[str, float]) -> None:
@@ -156,8 +164,8 @@ class RLModule(ScrubbedHyperparameters, L.LightningModule):
         progress bar); loggers get everything logged during a training step (the module's
         metrics and the callbacks', e.g. evaluation) as one row with ``step = frames`` plus a
         ``frames`` column, after the callbacks ran, so curves share a frame axis across
-        algorithms. This bypasses ``self.log``, whose result collection cost 18 ms per call
-        with 15 scalars, more than a whole CartPole update.
+        algorithms. This bypasses ``self.log``, whose result collection costs many times more
+        per call (``benchmarks/log_speed.py`` times both inside a PPO fit).
         """
         self.trainer.callback_metrics.update({k: torch.tensor(v) for k, v in metrics.items()})
         self._pending_metrics.update(metrics)

@@ -113,7 +113,7 @@ class DQN(OffPolicyModule):
     def epsilon(self) -> float:
         """Exploration rate at the current frame count."""
         hp = self.hparams
-        total = self.trainer.datamodule.total_frames if self._trainer is not None else 1
+        total = self.trainer.datamodule.total_frames if self.attached_trainer is not None else 1
         progress = min(self.frames / max(hp.exploration_fraction * total, 1.0), 1.0)
         return hp.exploration_initial + progress * (hp.exploration_final - hp.exploration_initial)
 

@@ -63,7 +63,7 @@ class NanGuard(Callback):
             self._fail(trainer, f"the training loss is {loss.item()}", frames)
         if not getattr(pl_module, "at_boundary", True):
             return
-        for key, value in trainer.callback_metrics.items():  # ~10 us for 20 scalars
+        for key, value in trainer.callback_metrics.items():
             if not math.isfinite(float(value)):
                 self._fail(trainer, f"metric {key} is {float(value)}", frames)
         for key, limit in self.limits.items():

@@ -35,7 +35,7 @@ class OptunaPruning(Callback):
     Args:
         storage: SQLAlchemy URL of the study's storage.
         study_name: name of the study.
-        trial_id: storage id of the trial (``trial._trial_id``), not its number.
+        trial_number: the trial's number in the study (``trial.number``).
         step_offset: added to every reported step (``seed index * STEP_STRIDE``), so a trial's
             seeds report at distinct steps and trials compare seed by seed.
         metric: the evaluation metric reported.
@@ -48,7 +48,7 @@ class OptunaPruning(Callback):
         self,
         storage: str,
         study_name: str,
-        trial_id: int,
+        trial_number: int,
         step_offset: int = 0,
         metric: str = "eval/return_mean",
         n_startup_trials: int = 5,
@@ -57,7 +57,7 @@ class OptunaPruning(Callback):
     ) -> None:
         self.storage = storage
         self.study_name = study_name
-        self.trial_id = trial_id
+        self.trial_number = trial_number
         self.step_offset = step_offset
         self.metric = metric
         self.n_startup_trials = n_startup_trials
@@ -73,13 +73,17 @@ class OptunaPruning(Callback):
             import optuna
 
             optuna.logging.set_verbosity(optuna.logging.WARNING)
+            storage = open_storage(self.storage)
             study = optuna.load_study(
                 study_name=self.study_name,
-                storage=open_storage(self.storage),
+                storage=storage,
                 sampler=optuna.samplers.RandomSampler(),
                 pruner=optuna.pruners.MedianPruner(n_startup_trials=self.n_startup_trials, n_warmup_steps=0),
             )
-            self._trial = optuna.trial.Trial(study, self.trial_id)
+            # the storage id of the trial, through the storage's public interface
+            study_id = storage.get_study_id_from_name(self.study_name)
+            trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, self.trial_number)
+            self._trial = optuna.trial.Trial(study, trial_id)
         return self._trial
 
     def on_evaluation_end(self, trainer: L.Trainer, pl_module: Any, evaluation: Any) -> None:

@@ -26,22 +26,46 @@ def read_metrics(path: Path) -> dict[float, dict[str, str]]:
 def compare(original: Path, reproduced: Path, frames: int) -> tuple[int, list[str]]:
     """Compare two ``metrics.csv`` up to ``frames``: ``(cells compared, mismatches)``.
 
-    Rows are matched by frame count; a cell is compared when both files hold a value for it
-    (timing columns excluded); values must be equal exactly (as written, float repr).
+    Rows are matched by frame count; values must be equal exactly (as written, float repr);
+    timing columns are excluded. Missing data is a mismatch: a row (frame count) that only one
+    file holds, and a value that one file holds and the other leaves empty, are reported as
+    such, so a re-run that stopped early or lost a column never counts as a match. The one
+    exception: the evaluation that ends a re-run stopped before the original's budget
+    (``eval/`` values in its last row) has no counterpart in the original.
     """
     a, b = read_metrics(original), read_metrics(reproduced)
+    final_eval = max(b, default=None) if b and max(b) < max(a, default=0) else None
     compared, mismatches = 0, []
+    for name, rows, other_name in (("original", a, "reproduction"), ("reproduction", b, "original")):
+        other = b if rows is a else a
+        missing = [step for step in sorted(rows) if step <= frames and step not in other]
+        if missing:
+            shown = ", ".join(f"{step:.0f}" for step in missing[:5]) + (" ..." if len(missing) > 5 else "")
+            mismatches.append(f"{len(missing)} row(s) of the {name} missing from the {other_name}: frames {shown}")
     for step in sorted(set(a) & set(b)):
         if step > frames:
             continue
-        for key, value in a[step].items():
-            other = b[step].get(key)
-            if key.startswith(IGNORED_PREFIXES) or value in (None, "") or other in (None, ""):
+        for key in sorted(set(a[step]) | set(b[step])):
+            if key.startswith(IGNORED_PREFIXES):
+                continue
+            value, other = _cell(a[step], key), _cell(b[step], key)
+            if value is None and (other is None or (step == final_eval and key.startswith("eval/"))):
+                continue
+            if value is None or other is None:
+                side = "reproduction" if other is None else "original"
+                mismatches.append(f"frames {step:.0f}, {key}: missing from the {side} "
+                                  f"(original {value or '-'}, reproduced {other or '-'})")
                 continue
             compared += 1
             if not (value == other or (_float(value) == _float(other))):
                 mismatches.append(f"frames {step:.0f}, {key}: original {value}, reproduced {other}")
     return compared, mismatches
+
+
+def _cell(row: dict[str, str], key: str) -> str | None:
+    """A row's value for ``key``; ``None`` when the column is absent or the cell empty."""
+    value = row.get(key)
+    return None if value in (None, "") else value
 
 
 def _float(text: str) -> float:
@@ -66,7 +90,15 @@ def main(argv: list[str]) -> None:
         if not path.is_file():
             raise ConfigError(f"{args.run}: no {path.name}; reproduce needs a run folder.")
     config = yaml.safe_load(config_path.read_text())
-    frames = args.frames or int(config["data"]["init_args"]["total_frames"])
+    budget = int(config["data"]["init_args"]["total_frames"])
+    frames = budget if args.frames is None else args.frames
+    if frames < 1:
+        raise ConfigError(f"--frames must be at least 1, got {frames}.")
+    if frames > budget:
+        raise ConfigError(
+            f"--frames {frames} is beyond the run's budget of {budget} frames (data.total_frames in "
+            f"{config_path}): the original has no metrics past it; pass --frames {budget} or less."
+        )
     command = [
         sys.executable, "-m", "rl_lightning", "fit", "--config", str(config_path),
         "--trainer.callbacks+=rl_lightning.callbacks.FrameLimit", "--trainer.callbacks.frames", str(frames),
@@ -87,4 +119,5 @@ def main(argv: list[str]) -> None:
         for line in mismatches[:10]:
             print(f"  {line}")
         raise SystemExit(1)
-    print(f"MATCH: all {compared} compared values are identical (timings excluded).")
+    last = max(step for step in read_metrics(metrics_path) if step <= frames)
+    print(f"MATCH: all {compared} compared values are identical up to frame {last:.0f} (timings excluded).")

@@ -259,7 +259,7 @@ class Sweep:
                 continue
             marker = self.logs / f"trial-{trial.number:03d}-seed-{seed}.pruned"
             marker.unlink(missing_ok=True)
-            pruning = {"storage": self.storage, "study_name": self.name, "trial_id": trial._trial_id,
+            pruning = {"storage": self.storage, "study_name": self.name, "trial_number": trial.number,
                        "step_offset": index * STEP_STRIDE, "metric": self.spec.metric, "marker": marker,
                        **{k: v for k, v in self.spec.pruner.items() if k != "type"}}
             extra = [f"--trainer.callbacks+={PRUNING}", *(f"--trainer.callbacks.init_args.{k}={v}"

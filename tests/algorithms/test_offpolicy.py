@@ -57,12 +57,14 @@ def test_action_space_pairing_errors(tmp_path, algorithm, env_id, message):
         trainer(tmp_path).fit(algorithm(), datamodule=ReplayDataModule(env_id, total_frames=10, init_random_frames=0))
 
 
-def test_dqn_learns_the_better_action(tmp_path):
+@pytest.mark.parametrize("options", [{}, {"dueling": True}, {"target_update": "soft", "tau": 0.05}, {"loss": "mse"}],
+                         ids=["default", "dueling", "soft-target", "mse"])
+def test_dqn_learns_the_better_action(tmp_path, options):
     """Countdown pays 2 for action 1 and 1 for action 0: a few hundred frames suffice."""
     L.seed_everything(0)
     data = ReplayDataModule("tests.helpers.envs:Countdown-v0", frames_per_batch=32, updates_per_batch=16,
                             batch_size=32, init_random_frames=64, total_frames=640, prioritized=True, n_step=2)
-    model = DQN(learning_rate=3e-3, gamma=0.5, target_update_interval=20, exploration_fraction=0.3)
+    model = DQN(learning_rate=3e-3, gamma=0.5, target_update_interval=20, exploration_fraction=0.3, **options)
     fit = trainer(tmp_path)
     fit.fit(model, datamodule=data)
     q = model.q_values(torch.tensor([[0.0], [2.0], [4.0]]))
@@ -162,3 +164,84 @@ def test_log_every_frames_writes_a_row_per_multiple_and_keeps_every_episode(in_t
     # Pendulum's 200-frame episodes end at 200, 400 and 600: each counted once, in the next row
     assert [float(r["train/episodes"]) for r in rows] == [1.0, 2.0, 3.0]
     assert [r["train/episode_return"] != "" for r in rows] == [True, True, True]
+
+
+class Fixed(torch.nn.Module):
+    """A network whose output is the same for every observation (and has a gradient)."""
+
+    def __init__(self, row):
+        super().__init__()
+        self.row = torch.nn.Parameter(torch.tensor(row))
+
+    def forward(self, obs):
+        return self.row.expand(obs.shape[0], -1)
+
+
+def test_dueling_q_is_value_plus_centred_advantage():
+    model = DQN(dueling=True)
+    model.connect_spec(EnvSpec("x", (3,), True, n_actions=2))
+    assert model.q(torch.zeros(1, 3)).shape == (1, 3)  # V(s) and one advantage per action
+    model.q = Fixed([[10.0, 1.0, 3.0]])  # V, A(0), A(1)
+    assert model.q_values(torch.zeros(1, 3)).tolist() == [[9.0, 11.0]]  # V + A - mean(A)
+
+
+def test_dqn_soft_target_is_polyak_averaged_after_every_update(tmp_path):
+    L.seed_everything(0)
+    data = ReplayDataModule("CartPole-v1", frames_per_batch=16, updates_per_batch=1, batch_size=16,
+                            init_random_frames=32, total_frames=80)
+    model = DQN(target_update="soft", tau=0.25, target_update_interval=1, learning_rate=1e-2)
+    checked = []
+
+    class Spy(L.Callback):  # one update per round: after it, target = 0.75 target + 0.25 online
+        def on_train_batch_start(self, trainer, pl_module, *args):
+            self.before = [p.detach().clone() for p in pl_module.q_target.parameters()]
+
+        def on_train_batch_end(self, trainer, pl_module, *args):
+            for old, online, new in zip(self.before, pl_module.q.parameters(), pl_module.q_target.parameters()):
+                assert torch.allclose(new, 0.75 * old + 0.25 * online, atol=1e-6)
+            assert not all(torch.equal(a, b) for a, b in zip(pl_module.q.parameters(), pl_module.q_target.parameters()))
+            checked.append(pl_module.frames)
+
+    trainer(tmp_path, [Spy()]).fit(model, datamodule=data)
+    assert checked == [32, 48, 64, 80]
+
+
+@pytest.mark.parametrize("loss, expected", [("mse", [4.0, 0.25]), ("huber", [1.5, 0.125])])
+def test_dqn_loss_option_sets_the_td_loss(loss, expected):
+    """TD errors 2 and 0.5 (terminal transitions: the target is the reward)."""
+    from types import SimpleNamespace
+
+    model = DQN(loss=loss, dueling=False)
+    model.connect_spec(EnvSpec("x", (1,), True, n_actions=2))
+    model.q = Fixed([[0.0, 0.0]])
+    model.trainer = SimpleNamespace(datamodule=SimpleNamespace(update_priorities=lambda index, error: None))
+    losses = []
+    model.optimize = lambda optimizer, value, max_grad_norm=None: losses.append(value.item())
+    for reward, per_sample in zip((2.0, 0.5), expected):
+        batch = {"observation": torch.zeros(1, 1), "action": torch.zeros(1, dtype=torch.int64),
+                 "reward": torch.tensor([reward]), "next_observation": torch.zeros(1, 1),
+                 "terminated": torch.ones(1), "discount": torch.full((1,), 0.99), "weight": torch.ones(1),
+                 "index": torch.zeros(1, dtype=torch.int64)}
+        model.update(batch, [None])
+    assert losses == pytest.approx(expected)
+
+
+@pytest.mark.parametrize("config, optimizer, options, state_key, extra", [
+    ("ppo.yaml", "torch.optim.RMSprop", {"alpha": 0.9}, "square_avg", []),
+    ("dqn.yaml", "torch.optim.SGD", {"momentum": 0.5}, "momentum_buffer", ["--data.init_random_frames", "256"]),
+])
+def test_an_optimizer_chosen_in_yaml_trains_the_model(in_tmp, config, optimizer, options, state_key, extra):
+    """``model.init_args.optimizer`` in a YAML file: the run trains with that optimizer, its
+    options, and the model's learning rate (PPO's config decays it: its start is checked)."""
+    import yaml
+
+    (in_tmp / "optimizer.yaml").write_text(yaml.safe_dump(
+        {"model": {"init_args": {"learning_rate": 0.002, "optimizer": {"class_path": optimizer, "init_args": options}}}}))
+    run_cli("fit", "--config", str(CONFIGS / config), "--config", "optimizer.yaml", "--data.total_frames", "512", *extra,
+            "--evaluation.every_frames", "512", "--evaluation.episodes", "1", "--progress_bar.refresh_rate", "0",
+            "--experiment", "opt")
+    (run,) = (in_tmp / "experiments" / "opt").iterdir()
+    (state,) = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)["optimizer_states"]
+    (group,) = state["param_groups"]
+    assert group.get("initial_lr", group["lr"]) == pytest.approx(0.002) and all(group[k] == v for k, v in options.items())
+    assert state["state"] and all(state_key in s for s in state["state"].values())

@@ -78,9 +78,15 @@ def test_continuous_actions_learn_a_target(tmp_path, distribution):
     L.seed_everything(0)
     data = OnPolicyDataModule("tests.helpers.envs:Slider-v0", num_envs=4, frames_per_batch=200, total_frames=6_000)
     model = PPO(distribution=distribution, learning_rate=3e-3, epochs=5, minibatch_size=100, gamma=0.5)
-    trainer(tmp_path).fit(model, datamodule=data)
+    start = []
+
+    class Start(L.Callback):
+        def on_train_start(self, trainer, pl_module):
+            start.append(pl_module.act(torch.zeros(1, 2), deterministic=True)["env_action"].item())
+
+    trainer(tmp_path, [Start()]).fit(model, datamodule=data)
     action = model.act(torch.zeros(1, 2), deterministic=True)["env_action"]
-    assert -2.0 <= action.item() <= 2.0
+    assert abs(start[0]) < 0.1  # untrained: about 0 (the normal's mean, the beta's mid-range)
     assert abs(action.item() - 1.0) < 0.35
 
 
@@ -96,3 +102,28 @@ def test_invalid_hyperparameters_name_the_key():
         PPO(minibatch_size=0)
     with pytest.raises(ConfigError, match="data.frames_per_batch"):
         OnPolicyDataModule(num_envs=8, frames_per_batch=100)
+
+
+def value_loss(value_clip, new_value, old_value, target):
+    """The value-loss statistic of one minibatch whose critic predicts ``new_value``."""
+    model = PPO(value_clip=value_clip)
+    model.connect_spec(EnvSpec("x", (1,), True, n_actions=2))
+
+    class Constant(torch.nn.Module):
+        def forward(self, x):
+            return torch.full((x.shape[0], 1), new_value)
+
+    model.critic = Constant()
+    mb = {"obs": torch.zeros(4, 1), "action": torch.zeros(4, dtype=torch.int64), "log_prob": torch.full((4,), -0.7),
+          "advantage": torch.tensor([1.0, -1.0, 0.5, 0.0]), "target": torch.full((4,), target),
+          "value": torch.full((4,), old_value)}
+    _, stats = model.compute_loss(mb)
+    return stats[1].item()
+
+
+def test_value_clip_keeps_the_new_value_near_the_old_one():
+    # the critic jumped from 1.0 to 5.0; the target is 0: clipped at 1.0 + 0.1
+    assert value_loss(0.1, 5.0, 1.0, 0.0) == pytest.approx(1.1 ** 2)
+    assert value_loss(None, 5.0, 1.0, 0.0) == pytest.approx(25.0)
+    # within the clip distance the prediction is used as it is
+    assert value_loss(0.5, 1.2, 1.0, 0.0) == pytest.approx(1.2 ** 2)

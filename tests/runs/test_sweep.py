@@ -238,7 +238,7 @@ def test_pruning_callback_stops_a_trial_below_the_median(tmp_path):
         return trainer.should_stop
 
     def callback(trial, **kwargs):
-        return OptunaPruning(storage=storage, study_name="s", trial_id=trial._trial_id, n_startup_trials=1, **kwargs)
+        return OptunaPruning(storage=storage, study_name="s", trial_number=trial.number, n_startup_trials=1, **kwargs)
 
     assert evaluate(callback(strong), 2e6, 512) is False  # above the median: go on
     assert evaluate(callback(weak, n_warmup_frames=1024), 10.0, 512) is False  # below, but warming up

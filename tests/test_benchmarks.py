@@ -1,0 +1,47 @@
+"""The benchmark scripts time the shipped code (a tiny budget: figures are not checked)."""
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+
+from rl_lightning.algorithms import DQN, SAC, RLModule
+
+BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
+
+
+def load(name):
+    spec = importlib.util.spec_from_file_location(f"benchmarks_{name}", BENCHMARKS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("algorithm, config, batch", [(DQN, "dqn.yaml", 64), (SAC, "sac.yaml", 256)])
+def test_offpolicy_loss_benchmark_times_the_shipped_update(monkeypatch, algorithm, config, batch):
+    bench = load("offpolicy_loss_speed")
+    calls = []
+    shipped = algorithm.update
+
+    def counted(self, minibatch, optimizers):
+        calls.append(len(minibatch["reward"]))
+        return shipped(self, minibatch, optimizers)
+
+    monkeypatch.setattr(algorithm, "update", counted)
+    torchrl = bench.dqn_torchrl if algorithm is DQN else bench.sac_torchrl
+    ms = bench.compare(config, torchrl, repeats=1, rounds=1)
+    assert set(ms) == {"rl_lightning", "through Lightning", "torchrl"} and all(v > 0 for v in ms.values())
+    assert calls and set(calls) == {batch}  # the config's minibatches went through the module's update
+
+
+def test_log_benchmark_times_the_shipped_log_metrics(monkeypatch, capsys):
+    bench = load("log_speed")
+    calls = []
+    shipped = RLModule.log_metrics
+    monkeypatch.setattr(RLModule, "log_metrics",
+                        lambda self, metrics: calls.append(sorted(metrics)[0]) or shipped(self, metrics))
+    monkeypatch.setattr(sys, "argv", ["log_speed.py", "--calls", "3", "--repeats", "1"])
+    bench.main()
+    assert calls.count("bench/m0") == 3  # the timed calls (15 scalars), beside the module's own
+    assert "ratio self.log_dict / log_metrics" in capsys.readouterr().out
