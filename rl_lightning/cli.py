@@ -194,6 +194,8 @@ class RLCLI(LightningCLI):
         if cfg.log_every_frames < 0:
             raise ConfigError(f"--log_every_frames must be 0 or more, got {cfg.log_every_frames}.")
         inherited = os.environ.get(RUN_DIR_ENV) if int(os.environ.get("LOCAL_RANK", 0)) > 0 else None
+        # processes of other nodes never write files: they name a folder but create or lock none
+        other_node = int(os.environ.get("NODE_RANK", os.environ.get("GROUP_RANK", 0))) > 0
         if inherited:  # a DDP worker started by rank 0's launcher: share rank 0's run folder
             self.run_dir = Path(inherited)
             if cfg.ckpt_path == "last":
@@ -212,11 +214,9 @@ class RLCLI(LightningCLI):
             run = ckpt.resolve().parent.parent
             self.run_dir = run if (run / "config.yaml").is_file() else self._new_run_dir(experiment_dir, cfg)
         else:
-            # processes of other nodes never write files: they name a folder but create none
-            other_node = int(os.environ.get("NODE_RANK", os.environ.get("GROUP_RANK", 0))) > 0
             self.run_dir = (new_run_dir(experiment_dir, _seed(cfg), create=False) if other_node
                             else self._new_run_dir(experiment_dir, cfg))
-        if not inherited and self.run_dir.is_dir():  # DDP workers share rank 0's lock
+        if not (inherited or other_node) and self.run_dir.is_dir():  # other ranks share rank 0's lock
             if not self._created:
                 self._existing = set(os.listdir(self.run_dir))
             self._lock = RunLock(self.run_dir).acquire()  # before the CSV logger touches metrics.csv
@@ -319,7 +319,10 @@ def _place_loggers(logger_cfg: Any, run_dir: Path, experiment: str) -> None:
             continue
         args, name = entry.init_args, str(entry.class_path).rsplit(".", 1)[-1]
         if args.get("save_dir") in (None, "", "."):
-            args.save_dir = str(run_dir)
+            # absolute: W&B's service process outlives a fit and resolves relative folders
+            # against its own working directory (a second fit in one process, e.g. a notebook
+            # that changed folders, would write its record elsewhere)
+            args.save_dir = str(run_dir.resolve())
         if name == "WandbLogger":
             args.project = args.get("project") or experiment
             args.name = args.get("name") or run_dir.name
