@@ -1,6 +1,7 @@
 """The benchmark scripts time the shipped code (a tiny budget: figures are not checked)."""
 
 import importlib.util
+import logging
 import sys
 from pathlib import Path
 
@@ -9,6 +10,17 @@ import pytest
 from rl_lightning.algorithms import DQN, SAC, RLModule
 
 BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
+
+
+@pytest.fixture(autouse=True)
+def keep_log_levels():
+    """The scripts quiet Lightning's and TorchRL's loggers for their own output; later tests
+    (e.g. the profiler report, logged at INFO) need them back."""
+    loggers = [logging.getLogger(name) for name in ("torchrl", "lightning.pytorch")]
+    levels = [logger.level for logger in loggers]
+    yield
+    for logger, level in zip(loggers, levels):
+        logger.setLevel(level)
 
 
 def load(name):
