@@ -187,7 +187,7 @@ class RLModule(ScrubbedHyperparameters, L.LightningModule):
         (over all processes) and the frame budget they were trained under; mask secrets in
         the model's and the data module's hyperparameters."""
         scrub_checkpoint(checkpoint)
-        datamodule = getattr(self._trainer, "datamodule", None) if self._trainer else None
+        datamodule = getattr(self.attached_trainer, "datamodule", None)
         checkpoint["rl_lightning"] = {
             "algorithm": f"{type(self).__module__}.{type(self).__qualname__}",
             "env_spec": self.spec.to_dict() if self.spec else None,

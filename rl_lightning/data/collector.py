@@ -1,8 +1,9 @@
 """A TorchRL collector over one in-process gymnasium vector environment.
 
 Why not ``torchrl.collectors.Collector``: on CartPole with 8 environments and a 64x64 MLP
-policy it collects fewer frames/s around ``GymWrapper`` than this collector; the difference
-is per-step TensorDict and spec work. This collector keeps TorchRL's collector interface (``BaseCollector``: an
+policy it collects fewer frames/s around ``GymWrapper`` than this collector
+(``benchmarks/collector_speed.py`` times both); the difference is per-step TensorDict and
+spec work. This collector keeps TorchRL's collector interface (``BaseCollector``: an
 iterable of TensorDict batches with ``state_dict``/``set_seed``) and TorchRL's batch layout,
 so TorchRL's value estimators, losses and replay buffers consume its batches unchanged, but
 steps the environments with plain tensors and builds one TensorDict per batch.
