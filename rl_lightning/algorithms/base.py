@@ -77,6 +77,11 @@ class RLModule(ScrubbedHyperparameters, L.LightningModule):
         dims = len(self.spec.observation_shape)
         return obs if dims == 1 else obs.flatten(-dims)
 
+    def preprocess(self, obs: torch.Tensor) -> torch.Tensor:
+        """Observations as the networks take them (the one place every algorithm passes
+        observations through before a network: acting, training targets and losses)."""
+        return self.flat_obs(obs)
+
     def act(self, obs: torch.Tensor, deterministic: bool = False) -> dict[str, torch.Tensor]:
         """Act on a batch of observations; returns at least ``action`` and ``env_action``."""
         raise NotImplementedError

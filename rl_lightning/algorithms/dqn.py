@@ -120,7 +120,7 @@ class DQN(OffPolicyModule):
     def act(self, obs: torch.Tensor, deterministic: bool = False) -> dict[str, torch.Tensor]:
         """Greedy actions, or epsilon-greedy when exploring (no forward pass when every
         environment explores, as during the early part of training)."""
-        obs = self.flat_obs(obs)
+        obs = self.preprocess(obs)
         if deterministic:
             action = self.q_values(obs).argmax(-1)
             return {"action": action, "env_action": action}
@@ -149,17 +149,17 @@ class DQN(OffPolicyModule):
         if round_.stacked is not None and hp.target_update == "hard" and not hp.double_q:
             next_obs = round_.stacked["next_observation"].to(self.device)
             with torch.no_grad():
-                round_.stacked["next_q"] = self.q_values(self.flat_obs(next_obs), target=True).max(-1).values
+                round_.stacked["next_q"] = self.q_values(self.preprocess(next_obs), target=True).max(-1).values
 
     def update(self, batch: dict[str, torch.Tensor], optimizers: list) -> dict[str, torch.Tensor]:
         """TD loss of a sampled minibatch (importance-weighted under prioritized replay)."""
         hp = self.hparams
-        obs = self.flat_obs(batch["observation"])
+        obs = self.preprocess(batch["observation"])
         q = self.q_values(obs).gather(-1, batch["action"].long().unsqueeze(-1)).squeeze(-1)
         with torch.no_grad():
             next_q = batch.get("next_q")
             if next_q is None:
-                next_obs = self.flat_obs(batch["next_observation"])
+                next_obs = self.preprocess(batch["next_observation"])
                 next_target = self.q_values(next_obs, target=True)
                 if hp.double_q:
                     best = self.q_values(next_obs).argmax(-1, keepdim=True)

@@ -134,7 +134,7 @@ class PPO(RLModule):
 
     def act(self, obs: torch.Tensor, deterministic: bool = False) -> dict[str, torch.Tensor]:
         """Sample (or pick the most likely) actions for a batch of observations."""
-        return self.actor(self.flat_obs(obs), deterministic)
+        return self.actor(self.preprocess(obs), deterministic)
 
     def configure_optimizers(self) -> Any:
         """Adam (or the configured optimizer) with an optional linear decay over frames."""
@@ -192,8 +192,8 @@ class PPO(RLModule):
             target) and ``value`` (the critic's estimate), one entry per frame.
         """
         hp = self.hparams
-        obs = self.flat_obs(batch["observation"])
-        next_obs = self.flat_obs(batch["next", "observation"])
+        obs = self.preprocess(batch["observation"])
+        next_obs = self.preprocess(batch["next", "observation"])
         values = self.critic(torch.cat([obs, next_obs]))
         value, next_value = values.chunk(2)
         advantage, target = vec_generalized_advantage_estimate(

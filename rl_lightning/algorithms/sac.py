@@ -132,7 +132,7 @@ class SAC(OffPolicyModule):
 
     def act(self, obs: torch.Tensor, deterministic: bool = False) -> dict[str, torch.Tensor]:
         """Actions in [-1, 1] (``action``) and in the environment's bounds (``env_action``)."""
-        action, _ = self.sample(self.flat_obs(obs), deterministic, with_log_prob=False)
+        action, _ = self.sample(self.preprocess(obs), deterministic, with_log_prob=False)
         return {"action": action, "env_action": self.spec.scale_action(action)}
 
     def configure_optimizers(self):
@@ -147,7 +147,7 @@ class SAC(OffPolicyModule):
     def update(self, batch: dict[str, torch.Tensor], optimizers: list) -> dict[str, torch.Tensor]:
         """Critic, actor and temperature steps, then the target critics."""
         critic_opt, actor_opt, alpha_opt = optimizers
-        obs, next_obs = self.flat_obs(batch["observation"]), self.flat_obs(batch["next_observation"])
+        obs, next_obs = self.preprocess(batch["observation"]), self.preprocess(batch["next_observation"])
         alpha = self.log_alpha.exp().detach()
         with torch.no_grad():
             next_action, next_log_prob = self.sample(next_obs)

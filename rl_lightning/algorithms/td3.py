@@ -92,7 +92,7 @@ class TD3(OffPolicyModule):
 
     def act(self, obs: torch.Tensor, deterministic: bool = False) -> dict[str, torch.Tensor]:
         """Deterministic actions, plus exploration noise unless ``deterministic``."""
-        action = torch.tanh(self.actor(self.flat_obs(obs)))
+        action = torch.tanh(self.actor(self.preprocess(obs)))
         if not deterministic:
             action = (action + self.hparams.exploration_noise * torch.randn_like(action)).clamp(-1.0, 1.0)
         return {"action": action, "env_action": self.spec.scale_action(action)}
@@ -106,7 +106,7 @@ class TD3(OffPolicyModule):
         """Critic step; every ``policy_delay`` updates an actor step and target updates."""
         hp = self.hparams
         critic_opt, actor_opt = optimizers
-        obs, next_obs = self.flat_obs(batch["observation"]), self.flat_obs(batch["next_observation"])
+        obs, next_obs = self.preprocess(batch["observation"]), self.preprocess(batch["next_observation"])
         with torch.no_grad():
             noise = (torch.randn_like(batch["action"]) * hp.target_noise).clamp(-hp.target_noise_clip, hp.target_noise_clip)
             next_action = (torch.tanh(self.actor_target(next_obs)) + noise).clamp(-1.0, 1.0)

@@ -34,6 +34,8 @@ class EnvSpec:
     Attributes:
         env_id: the Gymnasium id.
         observation_shape: shape of one observation.
+        observation_dtype: NumPy dtype name of observations as the networks receive them
+            (``float32`` for every float space; integer spaces such as ``uint8`` frames keep theirs).
         discrete: whether actions are integers in ``[0, n_actions)``.
         n_actions: number of discrete actions (0 for continuous actions).
         action_shape: shape of one continuous action (``()`` for discrete actions).
@@ -48,6 +50,7 @@ class EnvSpec:
     action_shape: tuple[int, ...] = ()
     action_low: tuple[float, ...] = ()
     action_high: tuple[float, ...] = ()
+    observation_dtype: str = "float32"
 
     @property
     def observation_dim(self) -> int:
@@ -69,13 +72,15 @@ class EnvSpec:
                 f"env_id {env_id!r}: observation space {obs_space} is not supported; "
                 "rl_lightning needs a Box observation space (wrap the environment to produce one)."
             )
+        dtype = "float32" if np.dtype(obs_space.dtype).kind == "f" else np.dtype(obs_space.dtype).name
         if isinstance(act_space, gym.spaces.Discrete):
-            return cls(env_id, tuple(obs_space.shape), True, n_actions=int(act_space.n))
+            return cls(env_id, tuple(obs_space.shape), True, n_actions=int(act_space.n), observation_dtype=dtype)
         if isinstance(act_space, gym.spaces.Box):
             return cls(
                 env_id,
                 tuple(obs_space.shape),
                 False,
+                observation_dtype=dtype,
                 action_shape=tuple(act_space.shape),
                 action_low=tuple(float(x) for x in act_space.low.ravel()),
                 action_high=tuple(float(x) for x in act_space.high.ravel()),
@@ -88,7 +93,8 @@ class EnvSpec:
     def describe(self) -> str:
         """One line for messages, e.g. ``CartPole-v1 (observations (4,), 2 discrete actions)``."""
         actions = f"{self.n_actions} discrete actions" if self.discrete else f"continuous actions {self.action_shape}"
-        return f"{self.env_id} (observations {self.observation_shape}, {actions})"
+        dtype = "" if self.observation_dtype == "float32" else f" {self.observation_dtype}"
+        return f"{self.env_id} (observations {self.observation_shape}{dtype}, {actions})"
 
     def scale_action(self, action: "torch.Tensor") -> "torch.Tensor":
         """Continuous actions from [-1, 1] to the environment's bounds."""
