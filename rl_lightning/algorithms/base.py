@@ -15,6 +15,7 @@ from rl_lightning.errors import ConfigError
 from rl_lightning.networks.encoders import (
     EncoderBuilder,
     Flatten,
+    encode,
     feature_size,
     looks_like_image,
 )
@@ -72,6 +73,11 @@ class RLModule(ScrubbedHyperparameters, L.LightningModule):
             return Flatten(spec.observation_shape), spec.observation_dim
         encoder = builder(tuple(spec.observation_shape))
         return encoder, feature_size(encoder, spec.observation_shape, spec.observation_dtype, key)
+
+    def encode(self, encoder: torch.nn.Module, obs: torch.Tensor) -> torch.Tensor:
+        """``encoder``'s features of observations ``[*batch, *observation_shape]`` (any number of
+        batch dimensions; the encoder sees one)."""
+        return encode(encoder, obs, len(self.spec.observation_shape))
 
     def connect_spec(self, spec: EnvSpec) -> None:
         """Build the networks for ``spec``, or check that they were built for it."""

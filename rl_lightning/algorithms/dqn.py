@@ -117,7 +117,7 @@ class DQN(OffPolicyModule):
 
     def q_values(self, obs: torch.Tensor, target: bool = False) -> torch.Tensor:
         """Q(s, .) of the online (or target) network."""
-        out = self.q_target(self.encoder_target(obs)) if target else self.q(self.encoder(obs))
+        out = self.q_target(self.encode(self.encoder_target, obs)) if target else self.q(self.encode(self.encoder, obs))
         if self.hparams.dueling:
             value, advantage = out[..., :1], out[..., 1:]
             return value + advantage - advantage.mean(-1, keepdim=True)

@@ -142,7 +142,7 @@ class PPO(RLModule):
     def value(self, obs: torch.Tensor) -> torch.Tensor:
         """The critic's value of a batch of (preprocessed) observations, ``[*batch, 1]``."""
         encoder = self.actor.encoder if self.hparams.share_encoder else self.critic_encoder
-        return self.critic(encoder(obs))
+        return self.critic(self.encode(encoder, obs))
 
     def setup(self, stage: str) -> None:
         """Build and connect (see :class:`RLModule`); a minibatch cannot exceed the collected batch."""
@@ -260,7 +260,7 @@ class PPO(RLModule):
         """
         hp = self.hparams
         if hp.share_encoder:  # encode once for policy and value
-            features = self.actor.encoder(mb["obs"])
+            features = self.actor.encode(mb["obs"])
             dist = self.actor.dist_from_features(features)
             value = self.critic(features).squeeze(-1)
         else:

@@ -130,8 +130,8 @@ class SAC(OffPolicyModule):
     def actor_features(self, obs: torch.Tensor) -> torch.Tensor:
         """The actor's input: its encoder's features, or the critic encoder's detached."""
         if self.hparams.share_encoder:
-            return self.critic_encoder(obs).detach()
-        return self.actor_encoder(obs)
+            return self.encode(self.critic_encoder, obs).detach()
+        return self.encode(self.actor_encoder, obs)
 
     def sample(
         self, features: torch.Tensor, deterministic: bool = False, with_log_prob: bool = True
@@ -174,16 +174,16 @@ class SAC(OffPolicyModule):
         alpha = self.log_alpha.exp().detach()
         with torch.no_grad():
             next_action, next_log_prob = self.sample(self.actor_features(next_obs))
-            next_q = torch.min(*self.critic_target(self.critic_encoder_target(next_obs), next_action)) - alpha * next_log_prob
+            next_q = torch.min(*self.critic_target(self.encode(self.critic_encoder_target, next_obs), next_action)) - alpha * next_log_prob
             target = batch["reward"] + batch["discount"] * (1.0 - batch["terminated"]) * next_q
-        features = self.critic_encoder(obs)
+        features = self.encode(self.critic_encoder, obs)
         q1, q2 = self.critic(features, batch["action"])
         weight = batch["weight"]
         critic_loss = 0.5 * (weight * ((q1 - target).pow(2) + (q2 - target).pow(2))).mean()
         self.optimize(critic_opt, critic_loss)
         self.trainer.datamodule.update_priorities(batch["index"], (q1 - target).detach())
 
-        actor_in = features.detach() if self.hparams.share_encoder else self.actor_encoder(obs)
+        actor_in = features.detach() if self.hparams.share_encoder else self.encode(self.actor_encoder, obs)
         action, log_prob = self.sample(actor_in)
         self.critic.requires_grad_(False)  # the actor's gradient flows through the action only
         actor_loss = (alpha * log_prob - torch.min(*self.critic(features.detach(), action))).mean()

@@ -110,8 +110,8 @@ class TD3(OffPolicyModule):
     def actor_features(self, obs: torch.Tensor, target: bool = False) -> torch.Tensor:
         """The (target) actor's input: its encoder's features, or the critic encoder's detached."""
         if self.hparams.share_encoder:
-            return (self.critic_encoder_target if target else self.critic_encoder)(obs).detach()
-        return (self.actor_encoder_target if target else self.actor_encoder)(obs)
+            return self.encode(self.critic_encoder_target if target else self.critic_encoder, obs).detach()
+        return self.encode(self.actor_encoder_target if target else self.actor_encoder, obs)
 
     def act(self, obs: torch.Tensor, deterministic: bool = False) -> dict[str, torch.Tensor]:
         """Deterministic actions, plus exploration noise unless ``deterministic``."""
@@ -135,9 +135,9 @@ class TD3(OffPolicyModule):
         with torch.no_grad():
             noise = (torch.randn_like(batch["action"]) * hp.target_noise).clamp(-hp.target_noise_clip, hp.target_noise_clip)
             next_action = (torch.tanh(self.actor_target(self.actor_features(next_obs, target=True))) + noise).clamp(-1.0, 1.0)
-            next_q = torch.min(*self.critic_target(self.critic_encoder_target(next_obs), next_action))
+            next_q = torch.min(*self.critic_target(self.encode(self.critic_encoder_target, next_obs), next_action))
             target = batch["reward"] + batch["discount"] * (1.0 - batch["terminated"]) * next_q
-        features = self.critic_encoder(obs)
+        features = self.encode(self.critic_encoder, obs)
         q1, q2 = self.critic(features, batch["action"])
         critic_loss = (batch["weight"] * ((q1 - target).pow(2) + (q2 - target).pow(2))).mean()
         self.optimize(critic_opt, critic_loss)
@@ -145,7 +145,7 @@ class TD3(OffPolicyModule):
         stats = {"loss/value": critic_loss.detach()}
         if (self.update_count + 1) % hp.policy_delay == 0:
             self.critic.requires_grad_(False)  # the actor's gradient flows through the action only
-            actor_in = features.detach() if hp.share_encoder else self.actor_encoder(obs)
+            actor_in = features.detach() if hp.share_encoder else self.encode(self.actor_encoder, obs)
             actor_loss = -self.critic(features.detach(), torch.tanh(self.actor(actor_in)))[0].mean()
             self.optimize(actor_opt, actor_loss)
             self.critic.requires_grad_(True)

@@ -12,7 +12,7 @@ from torch.distributions import Beta, Categorical, Distribution, Independent, No
 
 from rl_lightning.envs import EnvSpec
 from rl_lightning.errors import ConfigError
-from rl_lightning.networks.encoders import Flatten
+from rl_lightning.networks.encoders import Flatten, encode
 
 #: A network (head) builder: ``builder(in_features, out_features) -> nn.Module``.
 NetworkBuilder = Callable[[int, int], nn.Module]
@@ -110,9 +110,13 @@ class StochasticActor(nn.Module):
             self.register_buffer("action_low", low, persistent=False)
             self.register_buffer("action_high", high, persistent=False)
 
+    def encode(self, obs: torch.Tensor) -> torch.Tensor:
+        """The encoder's features of observations ``[*batch, *observation_shape]``."""
+        return encode(self.encoder, obs, len(self.spec.observation_shape))
+
     def dist(self, obs: torch.Tensor) -> Distribution:
         """The action distribution for a batch of observations."""
-        return self.dist_from_features(self.encoder(obs))
+        return self.dist_from_features(self.encode(obs))
 
     def dist_from_features(self, features: torch.Tensor) -> Distribution:
         """The action distribution for a batch of the encoder's features."""
@@ -146,7 +150,7 @@ class StochasticActor(nn.Module):
 
     def forward(self, obs: torch.Tensor, deterministic: bool = False) -> dict[str, torch.Tensor]:
         """Act on a batch of observations: ``action``, ``action_log_prob``, ``env_action``."""
-        return self.act_on_features(self.encoder(obs), deterministic)
+        return self.act_on_features(self.encode(obs), deterministic)
 
     def act_on_features(self, features: torch.Tensor, deterministic: bool = False) -> dict[str, torch.Tensor]:
         """:meth:`forward` on the encoder's features."""

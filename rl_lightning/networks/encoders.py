@@ -62,6 +62,17 @@ def feature_size(encoder: nn.Module, observation_shape: tuple[int, ...], dtype: 
     return int(out.shape[1])
 
 
+def encode(encoder: nn.Module, obs: torch.Tensor, observation_dims: int) -> torch.Tensor:
+    """``encoder`` on observations with any number of batch dimensions (e.g. ``[envs, steps]``):
+    they are merged into one for the call and split again, so encoders only ever see
+    ``[batch, *observation_shape]``."""
+    batch = obs.shape[: obs.dim() - observation_dims]
+    if len(batch) == 1:
+        return encoder(obs)
+    out = encoder(obs.reshape(-1, *obs.shape[obs.dim() - observation_dims :]))
+    return out.reshape(*batch, out.shape[-1])
+
+
 def _orthogonal(module: nn.Module, gain: float = math.sqrt(2)) -> None:
     """Orthogonal weights and zero biases on every linear and convolution layer (as the MLPs)."""
     for layer in module.modules():

@@ -9,11 +9,11 @@ from torch import nn
 
 
 class TinyCNN(nn.Module):
-    """One strided convolution and a global average: ``(C, H, W)`` uint8 frames -> ``width`` features.
+    """One strided 4x4 convolution, flattened: ``(C, H, W)`` uint8 frames -> ``width * h * w`` features.
 
     Args:
         observation_shape: ``(C, H, W)``; given by the algorithm.
-        width: convolution channels (the number of features).
+        width: convolution channels.
     """
 
     def __init__(self, observation_shape: tuple[int, ...], width: int = 8) -> None:
@@ -22,4 +22,4 @@ class TinyCNN(nn.Module):
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
         x = torch.relu(self.conv(obs.float() / 255.0))
-        return x.mean((-2, -1))
+        return x.flatten(1)

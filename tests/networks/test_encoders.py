@@ -69,7 +69,7 @@ def test_flatten_and_mlp_encoder():
 
 
 def test_feature_size_probes_any_module_and_names_the_option():
-    assert feature_size(TinyCNN((1, 12, 12), width=5), (1, 12, 12), "uint8") == 5
+    assert feature_size(TinyCNN((1, 12, 12), width=5), (1, 12, 12), "uint8") == 5 * 5 * 5
     with pytest.raises(ConfigError, match=r"model.encoder \(Identity\) must map .* returned \(1, 3, 4\)"):
         feature_size(nn.Identity(), (3, 4))
     with pytest.raises(ConfigError, match=r"model.encoder \(Linear\) cannot encode observations \(3, 4\)"):
@@ -111,7 +111,7 @@ def test_every_algorithm_builds_encoders_and_heads():
 
     dqn = DQN(encoder=lambda s: TinyCNN(s, width=6))
     dqn.connect_spec(IMAGE)
-    assert dqn.q[0].in_features == 6 and isinstance(dqn.encoder_target, TinyCNN)
+    assert dqn.q[0].in_features == 6 * 41 * 41 and isinstance(dqn.encoder_target, TinyCNN)
     assert not any(p.requires_grad for p in dqn.encoder_target.parameters())
     assert {id(p) for p in dqn.online_parameters()} >= {id(p) for p in dqn.encoder.parameters()}
 
