@@ -6,7 +6,7 @@ chooses the frame layout (``layout: chw | hwc | hw``), ``size`` and ``channels``
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import ClassVar, Literal
 
 import gymnasium as gym
 import numpy as np
@@ -26,7 +26,7 @@ class PixelChoice(gym.Env):
             target -0.5 (left) or +0.5 (right).
     """
 
-    metadata = {"render_modes": ["rgb_array"], "render_fps": 30}
+    metadata: ClassVar[dict] = {"render_modes": ["rgb_array"], "render_fps": 30}
 
     def __init__(self, size: int = 36, channels: int = 1, layout: Literal["chw", "hwc", "hw"] = "chw",
                  length: int = 8, continuous: bool = False, render_mode: str | None = None) -> None:
