@@ -17,6 +17,7 @@ from rl_lightning.data import OnPolicyDataModule, ReplayDataModule
 from rl_lightning.envs import EnvSpec
 from rl_lightning.envs.gym import EnvError
 from rl_lightning.errors import ConfigError
+from rl_lightning.networks import ImpalaCNN
 from tests.helpers import image_envs, multi_envs  # noqa: F401  (registers the environments)
 
 PIXELS = "tests.helpers.image_envs:PixelChoice-v0"
@@ -213,3 +214,37 @@ def test_distribution_must_fit_multi_discrete_actions():
     dist = model.actor.dist(torch.zeros(4, 5))
     assert dist.log_prob(torch.tensor([[2, 1]] * 4)).shape == (4,)
     np.testing.assert_allclose(dist.entropy().detach().numpy(), np.log(3) + np.log(2), rtol=1e-2)
+
+
+def test_preprocess_keeps_the_shape_and_the_spec_dtype():
+    model = PPO(encoder=lambda s: ImpalaCNN(s, channels=(4,), features_dim=8))
+    model.connect_spec(EnvSpec("pix", (1, 12, 12), True, n_actions=2, observation_dtype="uint8"))
+    frames = torch.randint(0, 256, (2, 3, 1, 12, 12)).float()  # [envs, steps, ...] as a float path delivers them
+    out = model.preprocess(frames)
+    assert out.dtype == torch.uint8 and out.shape == frames.shape and torch.equal(out.float(), frames)
+    assert model.value(out).shape == (2, 3, 1)  # encoders see one batch dimension; the others come back
+    vector = PPO()
+    vector.connect_spec(EnvSpec("v", (2, 3), True, n_actions=2))
+    obs = torch.randn(4, 2, 3)
+    assert vector.preprocess(obs) is obs  # no flattening here any more: the Flatten encoder does it
+    assert vector.act(obs)["action"].shape == (4,)
+
+
+def test_mlp_parameter_names_are_unchanged_so_old_checkpoints_load():
+    spec = EnvSpec("CartPole-v1", (4,), True, n_actions=2)
+    names = {}
+    for algorithm in (PPO, DQN):
+        model = algorithm()
+        model.connect_spec(spec)
+        names[algorithm.__name__] = sorted(model.state_dict())
+    layers = [f"{i}.{p}" for i in (0, 2, 4) for p in ("bias", "weight")]
+    assert names["PPO"] == sorted([f"actor.net.{k}" for k in layers] + [f"critic.{k}" for k in layers])
+    assert names["DQN"] == sorted([f"q.{k}" for k in layers] + [f"q_target.{k}" for k in layers]
+                                  + ["target_copied_at", "updates"])
+    assert all(not k.startswith(("critic_encoder", "encoder", "actor.encoder")) for v in names.values() for k in v)
+    box = EnvSpec("Pendulum-v1", (3,), False, action_shape=(1,), action_low=(-2.0,), action_high=(2.0,))
+    for algorithm in (SAC, TD3):
+        model = algorithm()
+        model.connect_spec(box)
+        assert all(k.split(".")[0] in {"actor", "critic", "critic_target", "actor_target", "updates", "log_alpha",
+                                       "last_actor_loss"} for k in model.state_dict())
