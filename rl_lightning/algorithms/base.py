@@ -71,7 +71,10 @@ class RLModule(ScrubbedHyperparameters, L.LightningModule):
                     "rl_lightning.networks.Flatten to flatten them on purpose."
                 )
             return Flatten(spec.observation_shape), spec.observation_dim
-        encoder = builder(tuple(spec.observation_shape))
+        try:
+            encoder = builder(tuple(spec.observation_shape))
+        except ConfigError as error:  # e.g. a CNN given vector observations: name the option
+            raise ConfigError(f"{key} for {spec.describe()}: {error}") from error
         return encoder, feature_size(encoder, spec.observation_shape, spec.observation_dtype, key)
 
     def encode(self, encoder: torch.nn.Module, obs: torch.Tensor) -> torch.Tensor:

@@ -17,7 +17,7 @@ from rl_lightning.data import OnPolicyDataModule, ReplayDataModule
 from rl_lightning.envs import EnvSpec
 from rl_lightning.envs.gym import EnvError
 from rl_lightning.errors import ConfigError
-from rl_lightning.networks import ImpalaCNN
+from rl_lightning.networks import ImpalaCNN, NatureCNN
 from tests.helpers import image_envs, multi_envs  # noqa: F401  (registers the environments)
 
 PIXELS = "tests.helpers.image_envs:PixelChoice-v0"
@@ -123,7 +123,7 @@ def test_images_with_the_default_encoder_fail_early_with_the_fix(in_tmp, capsys)
     assert "model.encoder to rl_lightning.networks.NatureCNN" in err
 
 
-@pytest.mark.parametrize("algorithm, share", [("SAC", False), ("TD3", True)])
+@pytest.mark.parametrize("algorithm, share", [("SAC", False), ("SAC", True), ("TD3", False), ("TD3", True)])
 def test_sac_and_td3_with_a_cnn_fit_and_resume(in_tmp, algorithm, share):
     config = write(in_tmp / "off.yaml", {
         "seed_everything": 0,
@@ -248,3 +248,8 @@ def test_mlp_parameter_names_are_unchanged_so_old_checkpoints_load():
         model.connect_spec(box)
         assert all(k.split(".")[0] in {"actor", "critic", "critic_target", "actor_target", "updates", "log_alpha",
                                        "last_actor_loss"} for k in model.state_dict())
+
+
+def test_an_encoder_that_does_not_fit_the_observations_names_the_option():
+    with pytest.raises(ConfigError, match=r"model.encoder for CartPole-v1 \(observations \(4,\).*NatureCNN takes image"):
+        PPO(encoder=NatureCNN).connect_spec(EnvSpec("CartPole-v1", (4,), True, n_actions=2))
