@@ -14,7 +14,6 @@ deviation of the running discounted return (no mean subtracted) and clipped.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 import torch
 from torch import nn
