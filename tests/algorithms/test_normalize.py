@@ -161,7 +161,10 @@ def test_validate_and_play_act_with_the_saved_statistics(in_tmp, capsys):
     run_cli("fit", "--config", PPO_CONFIG, *TINY_NORMALIZED, "--experiment", "norm")
     (run,) = (in_tmp / "experiments" / "norm").iterdir()
     last = run / "checkpoints" / "last.ckpt"
-    last_eval = float(rows(run / "metrics.csv")[-1]["eval/return_mean"])
+    metrics = rows(run / "metrics.csv")
+    last_eval = float(metrics[-1]["eval/return_mean"])
+    # episode returns stay in the environment's units (CartPole pays 1 per step), not scaled ones
+    assert all(r["train/episode_return"] == r["train/episode_length"] for r in metrics if r["train/episode_return"])
     capsys.readouterr()
     run_cli("validate", "--config", str(run / "config.yaml"), "--ckpt_path", str(last))
     line = next(line for line in capsys.readouterr().out.splitlines() if "eval/return_mean" in line)
