@@ -193,3 +193,27 @@ def test_normalization_lets_ppo_see_a_signal_a_thousandth_of_the_offset(tmp_path
     x = torch.linspace(-1, 1, 201)[:, None]
     accuracy = (model.act(1000 + x, deterministic=True)["action"] == (x[:, 0] > 0)).float().mean().item()
     assert accuracy > 0.95 if normalize else accuracy < 0.6
+
+
+def test_off_policy_updates_see_stored_raw_rewards_scaled_by_the_current_return_std(tmp_path):
+    L.seed_everything(0)
+    model = DQN()
+    data = ReplayDataModule("CartPole-v1", 2, 32, 160, batch_size=16, init_random_frames=64, updates_per_batch=2,
+                            normalize_reward=True, clip_reward=0.12)
+    seen = []
+    update = model.update
+
+    def spy(batch, optimizers):
+        std = float((model.normalizer.return_rms.var + 1e-8).sqrt())
+        raw = data.buffer.storage.get(batch["index"])["reward"]  # the buffer keeps raw rewards
+        seen.append((batch["reward"].clone(), raw, std))
+        return update(batch, optimizers)
+
+    model.update = spy
+    trainer(tmp_path).fit(model, datamodule=data)
+    assert len(seen) == 8  # 4 rounds of 2 updates
+    for scaled, raw, std in seen:
+        assert (raw == 1.0).all()  # CartPole pays 1 per step
+        torch.testing.assert_close(scaled, (raw / std).clamp(max=0.12))
+    # the return std here lies between 7 and 10: some rounds' 1 / std is clipped to 0.12, some not
+    assert {1 / std > 0.12 for _, _, std in seen} == {True, False}
