@@ -101,3 +101,20 @@ def test_ddp_gradients_are_synchronised_across_ranks(in_tmp, config, extra):
         assert torch.equal(before, rank1["before"][name])  # same start (DDP broadcasts rank 0's)
         assert torch.equal(rank0["after"][name], rank1["after"][name]), name
     assert any(not torch.equal(rank0["before"][n], rank0["after"][n]) for n in rank0["before"])
+
+
+def test_ddp_normalization_statistics_count_every_rank_and_agree(in_tmp):
+    """Observation and return statistics sum the batch moments of both ranks: each rank ends
+    with the same statistics, counting the frames of both."""
+    cmd = [sys.executable, "-m", "rl_lightning", "fit", "--config", PPO, "--data.total_frames", "2048",
+           "--data.normalize_observation", "true", "--data.normalize_reward", "true",
+           "--evaluation.every_frames", "2048", "--evaluation.episodes", "2", "--progress_bar.refresh_rate", "0",
+           "--experiment", "ddp-norm", "--trainer.accelerator", "cpu", "--trainer.devices", "2",
+           "--trainer.strategy", "ddp", "--trainer.callbacks+=tests.helpers.ddp.RecordNormalizer"]
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env={**os.environ})
+    assert result.returncode == 0, result.stderr[-3000:]
+    ranks = [torch.load(in_tmp / f"norm-rank{r}.pt", weights_only=True) for r in (0, 1)]
+    for key in ("obs_rms.mean", "obs_rms.var", "obs_rms.count", "return_rms.var", "return_rms.count"):
+        assert torch.equal(ranks[0][key], ranks[1][key]), key
+    assert float(ranks[0]["obs_rms.count"]) == pytest.approx(2048, abs=1e-3)  # both ranks' frames
+    assert not torch.equal(ranks[0]["_extra_state"], ranks[1]["_extra_state"])  # each rank's own episodes

@@ -12,6 +12,7 @@ from tests.test_cli import PPO, run_cli
 
 ROOT = Path(__file__).resolve().parent.parent
 QUIET = ["--progress_bar.refresh_rate", "0", "--evaluation.episodes", "2"]
+NORMALIZED = ["--data.normalize_observation", "true", "--data.normalize_reward", "true"]
 DQN = ["--config", str(ROOT / "configs" / "dqn.yaml"), "--data.total_frames", "1536", "--data.frames_per_batch", "128",
        "--data.updates_per_batch", "16", "--data.batch_size", "32", "--data.init_random_frames", "256",
        "--evaluation.every_frames", "512", "--checkpoint.every_frames", "512", *QUIET]
@@ -27,6 +28,13 @@ CASES = {
     "sac": (["--config", str(ROOT / "configs" / "sac.yaml"), "--data.total_frames", "480", "--data.frames_per_batch", "4",
              "--data.updates_per_batch", "4", "--data.batch_size", "64", "--evaluation.every_frames", "160",
              "--checkpoint.every_frames", "160", "--log_every_frames", "350", *QUIET], 320, "ReplayDataModule"),
+    # normalization on: the statistics and each environment's running return are model state
+    "ppo-normalized": (["--config", PPO, "--data.total_frames", "3072", "--evaluation.every_frames", "1024",
+                        "--checkpoint.every_frames", "1024", *NORMALIZED, *QUIET], 2048, "OnPolicyDataModule"),
+    "sac-normalized": (["--config", str(ROOT / "configs" / "sac.yaml"), "--data.total_frames", "480",
+                        "--data.frames_per_batch", "4", "--data.updates_per_batch", "4", "--data.batch_size", "64",
+                        "--evaluation.every_frames", "160", "--checkpoint.every_frames", "160", "--data.n_step", "2",
+                        *NORMALIZED, *QUIET], 320, "ReplayDataModule"),
     # a row per batch: the first round after the stop logs the actor loss of the round before;
     # 3-step returns over 4-frame batches: the pending steps of each window are checkpointed
     "td3": (["--config", str(ROOT / "configs" / "td3.yaml"), "--data.total_frames", "480", "--data.frames_per_batch", "4",
@@ -73,6 +81,8 @@ def test_resumed_run_equals_the_uninterrupted_one(in_tmp, case):
     assert a["state_dict"].keys() == b["state_dict"].keys()
     for key in a["state_dict"]:
         assert torch.equal(a["state_dict"][key], b["state_dict"][key]), key
+    if "--data.normalize_observation" in common:  # the statistics moved, and came back exactly
+        assert float(b["state_dict"]["normalizer.obs_rms.count"]) == pytest.approx(total, abs=1e-3)
     rows_a, rows_b = metric_rows(straight), metric_rows(resumed)
     assert [r["frames"] for r in rows_a] == [r["frames"] for r in rows_b]
     assert rows_a == rows_b  # every logged value, evaluations included
@@ -93,12 +103,15 @@ def test_resume_refuses_the_options_a_checkpoint_fixes_and_leaves_the_run_untouc
     with pytest.raises(SystemExit) as exit_:
         run_cli("fit", *SMALL_DQN, "--data.total_frames", "256", "--ckpt_path", "last", "--data.buffer_size", "500",
                 "--data.n_step", "3", "--data.prioritized", "true", "--data.num_envs", "2",
-                "--data.frames_per_batch", "64")
+                "--data.frames_per_batch", "64", "--data.normalize_observation", "true", "--data.clip_reward", "5")
     assert exit_.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()[-1]
     assert err.startswith("error:") and f"{run.name}/checkpoints/last.ckpt" in err
     for fixed in ("data.buffer_size (checkpoint 100000, config 500)", "data.n_step (checkpoint 1, config 3)",
-                  "data.prioritized (checkpoint False, config True)", "data.num_envs (checkpoint 1, config 2)"):
+                  "data.prioritized (checkpoint False, config True)", "data.num_envs (checkpoint 1, config 2)",
+                  # the model holds normalization statistics of the checkpoint's kind
+                  "data.normalize_observation (checkpoint False, config True)",
+                  "data.clip_reward (checkpoint 10.0, config 5.0)"):
         assert fixed in err, fixed
     after = {p.relative_to(run): p.read_bytes() for p in run.rglob("*") if p.is_file()}
     assert after == before  # no config.resume-*.yaml, checkpoints and metrics as they were

@@ -10,6 +10,7 @@ import lightning as L
 import torch
 from lightning.pytorch.utilities import rank_zero_warn
 
+from rl_lightning.algorithms.normalize import EPSILON, SETTINGS, Normalizer
 from rl_lightning.envs import EnvSpec
 from rl_lightning.errors import ConfigError
 from rl_lightning.networks.encoders import (
@@ -34,6 +35,11 @@ class RLModule(ScrubbedHyperparameters, L.LightningModule):
     Subclasses implement :meth:`build`, :meth:`act` and ``training_step``, and set
     :attr:`at_boundary` to True on the step that completes the update of a collected batch;
     callbacks (evaluation, checkpoints, progress) act only there.
+
+    With the data module's ``normalize_observation`` / ``normalize_reward`` on, the module also
+    holds a :class:`~rl_lightning.algorithms.normalize.Normalizer` (:attr:`normalizer`) whose
+    statistics are part of its weights: :meth:`preprocess` normalizes observations with them
+    and the algorithms add each collected batch to them (:meth:`observe_batch`).
     """
 
     def __init__(self) -> None:
@@ -49,6 +55,11 @@ class RLModule(ScrubbedHyperparameters, L.LightningModule):
         #: frames (and at the last); 0 writes one per collected batch. ``--log_every_frames``.
         self.log_every_frames = 0
         self._frames_at_last_boundary = 0
+        #: observation and reward normalization (built with the networks), or ``None``
+        self.normalizer: Normalizer | None = None
+        #: its settings (plain types; stored in checkpoints), ``None`` when off
+        self.normalization: dict[str, Any] | None = None
+        self._normalization_known = False
 
     # --- building ----------------------------------------------------------------------
     def build(self, spec: EnvSpec) -> None:
@@ -93,6 +104,33 @@ class RLModule(ScrubbedHyperparameters, L.LightningModule):
                 f"{spec.describe()}; a model cannot change environments (check data.env_id)."
             )
 
+    def connect_normalization(self, settings: dict[str, Any] | None, source: str) -> None:
+        """Build the normalizer for ``settings`` (the data module's ``normalization`` or a
+        checkpoint's), or check that it was built for them; ``source`` names where they came
+        from in errors. Call after :meth:`connect_spec`."""
+        if settings is not None and not (settings.get("observation") or settings.get("reward")):
+            settings = None
+        if settings is not None:  # epsilon: the constant unless a checkpoint says otherwise
+            settings = {key: {"epsilon": EPSILON, **settings}[key] for key in SETTINGS}
+        if self._normalization_known:
+            if settings != self.normalization:
+                raise ConfigError(
+                    f"{type(self).__name__} was built with {_describe(self.normalization)}, but {source} has "
+                    f"{_describe(settings)}; normalization statistics cannot change meaning: use the run's own "
+                    "data options (its config.yaml) or start a new run."
+                )
+            return
+        if settings is not None and settings["observation"] and self.spec.observation_dtype != "float32":
+            raise ConfigError(
+                f"data.normalize_observation needs float observations, but {self.spec.env_id!r} has "
+                f"{self.spec.observation_dtype} observations (images are scaled by the encoder): switch it off."
+            )
+        self._normalization_known = True
+        self.normalization = settings
+        if settings is not None:
+            shape = tuple(self.spec.observation_shape)
+            self.normalizer = Normalizer(shape, float(self.hparams.get("gamma", 0.99)), **settings)
+
     def setup(self, stage: str) -> None:
         """Build from the data module's environment spec and connect the acting policy."""
         datamodule = getattr(self.trainer, "datamodule", None)
@@ -102,6 +140,7 @@ class RLModule(ScrubbedHyperparameters, L.LightningModule):
                 "call trainer.fit(model, datamodule=OnPolicyDataModule(...))."
             )
         self.connect_spec(datamodule.env_spec)
+        self.connect_normalization(getattr(datamodule, "normalization", None), "the data module")
         if stage == "fit":
             datamodule.connect(self)
 
@@ -114,11 +153,30 @@ class RLModule(ScrubbedHyperparameters, L.LightningModule):
     def preprocess(self, obs: torch.Tensor) -> torch.Tensor:
         """Observations as the encoders take them, ``[*batch, *observation_shape]`` in the
         spec's dtype (the one place every algorithm passes observations through before a
-        network: acting, training targets and losses). Encoders flatten or convolve them."""
+        network: acting, training targets and losses): normalized with the current statistics
+        when ``data.normalize_observation`` is on. Encoders flatten or convolve them."""
+        if self.normalizer is not None:  # identity unless observations are normalized (float only)
+            obs = self.normalizer.observations(obs)
         dtype = self.spec.observation_dtype
         if dtype != "float32" and obs.is_floating_point():  # integer frames a float path delivered
             obs = obs.to(getattr(torch, dtype))
         return obs
+
+    def observe_batch(self, batch: Any) -> None:
+        """Add a collected batch's raw observations and rewards (TensorDict ``[envs, steps]``)
+        to the normalization statistics; training only, once per batch. Collective under DDP
+        (the batch moments are summed over ranks, so every rank holds the same statistics)."""
+        if self.normalizer is None:
+            return
+        self.normalizer.update_observations(batch["observation"].to(self.device), self._sum_over_ranks)
+        self.normalizer.update_returns(batch["next", "reward"].to(self.device), batch["next", "done"].to(self.device),
+                                       self._sum_over_ranks)
+
+    def _sum_over_ranks(self, x: torch.Tensor) -> torch.Tensor:
+        trainer = self.attached_trainer
+        if trainer is None or trainer.world_size == 1:
+            return x
+        return trainer.strategy.reduce(x, reduce_op="sum")
 
     def act(self, obs: torch.Tensor, deterministic: bool = False) -> dict[str, torch.Tensor]:
         """Act on a batch of observations; returns at least ``action`` and ``env_action``."""
@@ -236,6 +294,7 @@ class RLModule(ScrubbedHyperparameters, L.LightningModule):
             "env_spec": self.spec.to_dict() if self.spec else None,
             "frames": self.frames,
             "total_frames": getattr(datamodule, "total_frames", None),
+            "normalization": dict(self.normalization) if self.normalization else None,
         }
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
@@ -256,6 +315,7 @@ class RLModule(ScrubbedHyperparameters, L.LightningModule):
                 f"the environment the checkpoint was trained on, or start a new run."
             )
         self.connect_spec(saved)
+        self.connect_normalization(info.get("normalization"), "the checkpoint")
         self._check_shapes(checkpoint.get("state_dict", {}))
 
     def _check_shapes(self, saved: dict[str, torch.Tensor]) -> None:
@@ -274,6 +334,14 @@ class RLModule(ScrubbedHyperparameters, L.LightningModule):
             f"({'; '.join(details)}); resume with the run's own config (its config.yaml) or change "
             "the network options (model.init_args) back."
         )
+
+
+def _describe(settings: dict[str, Any] | None) -> str:
+    """Normalization settings as the data options that give them."""
+    if settings is None:
+        return "no normalization (data.normalize_observation and data.normalize_reward false)"
+    names = {"observation": "normalize_observation", "reward": "normalize_reward"}
+    return "normalization " + ", ".join(f"data.{names.get(k, k)} {v!r}" for k, v in settings.items())
 
 
 def frames_to_train(path: str, total_frames: int) -> tuple[int, int]:

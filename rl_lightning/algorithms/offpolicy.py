@@ -153,6 +153,8 @@ class OffPolicyModule(RLModule):
         for batch in round_:
             if self.device.type != "cpu":
                 batch = {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
+            if self.normalizer is not None:  # the buffer holds raw rewards: scale with the current statistics
+                batch = {**batch, "reward": self.normalizer.rewards(batch["reward"])}
             stats.append(self.update(batch, optimizers))
             self.update_count += 1
         self.updates.fill_(self.update_count)

@@ -212,10 +212,16 @@ class PPO(RLModule):
         Returns:
             Flat tensors ``obs``, ``action``, ``log_prob``, ``advantage``, ``target`` (value
             target) and ``value`` (the critic's estimate), one entry per frame.
+
+        With normalization on, observations are normalized with the statistics the batch was
+        collected with (so the first epoch's probability ratios are exactly 1) before the batch
+        is added to them; rewards are scaled after the batch's returns are added.
         """
         hp = self.hparams
         obs = self.preprocess(batch["observation"])
         next_obs = self.preprocess(batch["next", "observation"])
+        self.observe_batch(batch)
+        reward = batch["next", "reward"] if self.normalizer is None else self.normalizer.rewards(batch["next", "reward"])
         values = self.value(torch.cat([obs, next_obs]))
         value, next_value = values.chunk(2)
         advantage, target = vec_generalized_advantage_estimate(
@@ -223,7 +229,7 @@ class PPO(RLModule):
             hp.gae_lambda,
             value,
             next_value,
-            batch["next", "reward"],
+            reward,
             batch["next", "done"],
             batch["next", "terminated"],
         )

@@ -21,6 +21,10 @@ if TYPE_CHECKING:
     from rl_lightning.algorithms.base import RLModule
 
 
+#: the normalization options, fixed by a checkpoint (its model holds their statistics)
+NORMALIZATION_OPTIONS = ("normalize_observation", "normalize_reward", "clip_observation", "clip_reward")
+
+
 def identity_collate(batch: Any) -> Any:
     """Collate function passing TensorDict batches through untouched."""
     return batch
@@ -44,11 +48,18 @@ class EnvDataModule(ScrubbedHyperparameters, L.LightningDataModule):
         total_frames: training budget in environment frames, over all processes.
         env_kwargs: keyword arguments for ``gymnasium.make``, e.g. ``{max_episode_steps: 200}``.
         seed: seed of the environments, in [0, 2**32 - 1]; ``None`` takes the run's ``seed_everything``.
+        normalize_observation: normalize observations with their running mean and standard
+            deviation (as Stable-Baselines3's ``VecNormalize``), for float observations; the
+            statistics are part of the model's checkpoint and frozen outside training.
+        normalize_reward: divide rewards by the running standard deviation of the discounted
+            return (the algorithm's ``gamma``); episode returns are still logged unscaled.
+        clip_observation: normalized observations are clipped to ``[-clip, clip]`` (> 0).
+        clip_reward: scaled rewards are clipped to ``[-clip, clip]`` (> 0).
     """
 
     #: Options a checkpoint's state fixes (the running episodes have one row per environment):
     #: resuming with another value is refused, see :meth:`options_fixed_by`.
-    fixed_by_checkpoint: tuple[str, ...] = ("num_envs",)
+    fixed_by_checkpoint: tuple[str, ...] = ("num_envs", *NORMALIZATION_OPTIONS)
 
     def __init__(
         self,
@@ -58,10 +69,16 @@ class EnvDataModule(ScrubbedHyperparameters, L.LightningDataModule):
         total_frames: int = 100_000,
         env_kwargs: dict[str, Any] | None = None,
         seed: int | None = None,
+        normalize_observation: bool = False,
+        normalize_reward: bool = False,
+        clip_observation: float = 10.0,
+        clip_reward: float = 10.0,
     ) -> None:
         super().__init__()
         check_env(env_id, env_kwargs)  # makes one: unknown kwargs or a missing package fail here
         check_range("data.seed", seed, 0, MAX_SEED, optional=True)
+        check_range("data.clip_observation", clip_observation, 0.0, low_open=True)
+        check_range("data.clip_reward", clip_reward, 0.0, low_open=True)
         self.save_hyperparameters()
         if num_envs < 1:
             raise ConfigError(f"data.num_envs must be >= 1, got {num_envs}.")
@@ -78,6 +95,8 @@ class EnvDataModule(ScrubbedHyperparameters, L.LightningDataModule):
         self.total_frames = total_frames
         self.env_kwargs = dict(env_kwargs or {})
         self.seed = seed
+        self.normalize_observation, self.normalize_reward = bool(normalize_observation), bool(normalize_reward)
+        self.clip_observation, self.clip_reward = float(clip_observation), float(clip_reward)
         self.env: gym.vector.VectorEnv | None = None
         self.collector: VectorCollector | None = None
         self._spec: EnvSpec | None = None
@@ -97,6 +116,16 @@ class EnvDataModule(ScrubbedHyperparameters, L.LightningDataModule):
             if env is not self.env:
                 env.close()
         return self._spec
+
+    @property
+    def normalization(self) -> dict[str, Any] | None:
+        """The normalization the model builds for this data (plain types, see
+        :class:`~rl_lightning.algorithms.normalize.Normalizer`), ``None`` when both are off."""
+        if not (self.normalize_observation or self.normalize_reward):
+            return None
+        return {"observation": self.normalize_observation, "reward": self.normalize_reward,
+                "clip_observation": self.clip_observation, "clip_reward": self.clip_reward,
+                "num_envs": self.num_envs}
 
     @property
     def base_seed(self) -> int:

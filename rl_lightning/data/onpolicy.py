@@ -23,6 +23,13 @@ class OnPolicyDataModule(EnvDataModule):
         total_frames: training budget in environment frames, over all processes.
         env_kwargs: keyword arguments for ``gymnasium.make``, e.g. ``{max_episode_steps: 200}``.
         seed: seed of the environments; ``None`` takes the run's ``seed_everything``.
+        normalize_observation: normalize observations with their running mean and standard
+            deviation (as Stable-Baselines3's ``VecNormalize``), for float observations; the
+            statistics are part of the model's checkpoint and frozen outside training.
+        normalize_reward: divide rewards by the running standard deviation of the discounted
+            return (the algorithm's ``gamma``); episode returns are still logged unscaled.
+        clip_observation: normalized observations are clipped to ``[-clip, clip]`` (> 0).
+        clip_reward: scaled rewards are clipped to ``[-clip, clip]`` (> 0).
     """
 
     def train_dataloader(self) -> DataLoader:

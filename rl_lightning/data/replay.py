@@ -19,7 +19,11 @@ from torchrl.data import (
     ReplayBuffer,
 )
 
-from rl_lightning.data.base import EnvDataModule, identity_collate
+from rl_lightning.data.base import (
+    NORMALIZATION_OPTIONS,
+    EnvDataModule,
+    identity_collate,
+)
 from rl_lightning.data.prioritized import PrioritizedSampler
 from rl_lightning.data.replay_state import (
     KEYS,
@@ -219,6 +223,13 @@ class ReplayDataModule(EnvDataModule):
         total_frames: training budget in environment frames, over all processes.
         env_kwargs: keyword arguments for ``gymnasium.make``.
         seed: seed of the environments; ``None`` takes the run's ``seed_everything``.
+        normalize_observation: normalize observations with their running mean and standard
+            deviation (as Stable-Baselines3's ``VecNormalize``), for float observations; the
+            statistics are part of the model's checkpoint and frozen outside training.
+        normalize_reward: divide rewards by the running standard deviation of the discounted
+            return (the algorithm's ``gamma``); episode returns are still logged unscaled.
+        clip_observation: normalized observations are clipped to ``[-clip, clip]`` (> 0).
+        clip_reward: scaled rewards are clipped to ``[-clip, clip]`` (> 0).
         buffer_size: transitions kept (oldest dropped first).
         batch_size: transitions per sampled minibatch, at most ``buffer_size``.
         init_random_frames: frames of uniformly random actions before learning starts (below
@@ -238,7 +249,7 @@ class ReplayDataModule(EnvDataModule):
     """
 
     #: the stored transitions fix the capacity, sampler, and n-step horizon of the buffer
-    fixed_by_checkpoint = ("num_envs", "buffer_size", "prioritized", "n_step")
+    fixed_by_checkpoint = ("num_envs", *NORMALIZATION_OPTIONS, "buffer_size", "prioritized", "n_step")
 
     def __init__(
         self,
@@ -248,6 +259,10 @@ class ReplayDataModule(EnvDataModule):
         total_frames: int = 20_000,
         env_kwargs: dict[str, Any] | None = None,
         seed: int | None = None,
+        normalize_observation: bool = False,
+        normalize_reward: bool = False,
+        clip_observation: float = 10.0,
+        clip_reward: float = 10.0,
         buffer_size: int = 1_000_000,
         batch_size: int = 256,
         init_random_frames: int = 100,
@@ -259,7 +274,8 @@ class ReplayDataModule(EnvDataModule):
         memmap: bool = False,
         scratch_dir: str | None = None,
     ) -> None:
-        super().__init__(env_id, num_envs, frames_per_batch, total_frames, env_kwargs, seed)
+        super().__init__(env_id, num_envs, frames_per_batch, total_frames, env_kwargs, seed,
+                         normalize_observation, normalize_reward, clip_observation, clip_reward)
         self.save_hyperparameters()
         for name, value in (("buffer_size", buffer_size), ("batch_size", batch_size),
                             ("updates_per_batch", updates_per_batch), ("n_step", n_step)):
@@ -291,6 +307,8 @@ class ReplayDataModule(EnvDataModule):
         self.buffer: ReplayBuffer | None = None
         self.gamma = 0.99
         self.window: NStepWindow | None = None
+        #: the agent's hook that adds each collected batch to its normalization statistics
+        self._observe = None
 
     @classmethod
     def options_fixed_by(
@@ -313,6 +331,7 @@ class ReplayDataModule(EnvDataModule):
         """Collect with the agent's policy (random during warm-up); build the buffer."""
         self.gamma = float(getattr(agent.hparams, "gamma", 0.99))
         self._agent_policy = agent.collect_policy
+        self._observe = getattr(agent, "observe_batch", None)
         self.spec = agent.spec
         if self.buffer is None:
             if self.memmap:
@@ -337,6 +356,8 @@ class ReplayDataModule(EnvDataModule):
 
     def add(self, batch: TensorDict) -> None:
         """Turn a collected batch into (n-step) transitions and store them."""
+        if self._observe is not None:  # raw observations and rewards are stored; the agent normalizes samples
+            self._observe(batch)
         data = self.window(batch)
         if data["reward"].shape[0]:
             self.buffer.extend(TensorDict(data, batch_size=[data["reward"].shape[0]]))

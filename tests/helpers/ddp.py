@@ -22,3 +22,12 @@ class RecordFirstUpdate(L.Callback):
         loss = outputs["loss"] if outputs and "loss" in outputs else trainer.callback_metrics["loss/value"]
         after = {n: p.detach().clone() for n, p in pl_module.named_parameters() if p.requires_grad}
         torch.save({"before": self.before, "after": after, "loss": float(loss)}, f"ddp-rank{trainer.global_rank}.pt")
+
+
+class RecordNormalizer(L.Callback):
+    """Saves, on every rank, the model's normalization state at the end of training to
+    ``norm-rank<rank>.pt`` in the working folder."""
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        state = {k: v.detach().cpu().clone() for k, v in pl_module.normalizer.state_dict().items()}
+        torch.save(state, f"norm-rank{trainer.global_rank}.pt")

@@ -123,3 +123,31 @@ class NanObservation(Countdown):
 
 
 gym.register("NanObservation-v0", entry_point=NanObservation)
+
+
+class FarSign(gym.Env):
+    """Observation ``[1000 + x]`` with ``x`` uniform in [-1, 1]; reward 1 when the action is
+    ``x > 0``, else 0; 10 steps per episode. The signal is a thousandth of the offset: a
+    network sees it only once observations are normalized."""
+
+    def __init__(self, render_mode: str | None = None) -> None:
+        self.observation_space = gym.spaces.Box(998.0, 1002.0, (1,), np.float32)
+        self.action_space = gym.spaces.Discrete(2)
+        self.t, self.x = 0, 0.0
+
+    def _obs(self):
+        self.x = float(self.np_random.uniform(-1.0, 1.0))
+        return np.array([1000.0 + self.x], np.float32)
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        super().reset(seed=seed)
+        self.t = 0
+        return self._obs(), {}
+
+    def step(self, action):
+        self.t += 1
+        reward = float(int(action) == int(self.x > 0))
+        return self._obs(), reward, False, self.t >= 10, {}
+
+
+gym.register("FarSign-v0", entry_point=FarSign)
