@@ -13,6 +13,7 @@ A vector of them: gymnasium's ``SyncVectorEnv`` (in-process) or ``AsyncVectorEnv
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 from functools import partial
 from typing import Any, Literal
@@ -190,7 +191,12 @@ def make_vector_env(
     same_step = gym.vector.AutoresetMode.SAME_STEP
     try:
         if vectorization == "async":
-            vector = gym.vector.AsyncVectorEnv([make for _ in range(num_envs)], autoreset_mode=same_step)
+            # torchrl sets the global start method to "spawn" when imported, which would re-import the
+            # whole stack in every worker (seconds each); the workers run only gymnasium code, so on
+            # Linux they fork as gymnasium does by default (elsewhere: the platform's default).
+            context = "fork" if sys.platform.startswith("linux") else None
+            vector = gym.vector.AsyncVectorEnv([make for _ in range(num_envs)], autoreset_mode=same_step,
+                                               context=context)
         else:
             vector = gym.vector.SyncVectorEnv([make for _ in range(num_envs)], autoreset_mode=same_step)
     except ConfigError:
