@@ -65,6 +65,20 @@ def test_wrappers_reach_training_evaluation_video_validate_and_play(in_tmp, caps
     assert (2.5, "rgb_array") in AppendConstant.made and (in_tmp / "play.mp4").is_file()
 
 
+def test_secrets_in_wrapper_init_args_reach_the_wrapper_but_no_file(in_tmp):
+    from tests.helpers.pipeline_envs import NeedsToken
+
+    NeedsToken.tokens.clear()
+    wrappers = flow([{"class_path": "tests.helpers.pipeline_envs.NeedsToken", "init_args": {"api_token": "s3cr3t-x"}}])
+    run_cli("fit", "--config", PPO, *TINY, "--experiment", "token", "--data.wrappers", wrappers)
+    assert set(NeedsToken.tokens) == {"s3cr3t-x"}
+    (run,) = (in_tmp / "experiments" / "token").iterdir()
+    leaked = [p for p in run.rglob("*") if p.is_file() and b"s3cr3t-x" in p.read_bytes()]
+    assert leaked == []
+    checkpoint = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)
+    assert checkpoint["datamodule_hyper_parameters"]["wrappers"][0]["init_args"] == {"api_token": "***"}
+
+
 @pytest.mark.parametrize(("item", "message"), [
     ({"class_path": "gymnasium.wrappers.ResizeObservatio"},
      r"data\.wrappers\[1\]: .*has no 'ResizeObservatio'.*Close matches: gymnasium\.wrappers\.ResizeObservation"),

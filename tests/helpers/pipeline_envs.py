@@ -33,6 +33,16 @@ class AppendConstant(gym.ObservationWrapper):
         return np.append(observation, self.value).astype(np.float32)
 
 
+class NeedsToken(gym.Wrapper):
+    """A wrapper taking a secret (say, of a remote simulator); :attr:`tokens` records what it got."""
+
+    tokens: ClassVar[list[str]] = []
+
+    def __init__(self, env: gym.Env, api_token: str = "") -> None:
+        super().__init__(env)
+        NeedsToken.tokens.append(api_token)
+
+
 class AppendPid(gym.ObservationWrapper):
     """Appends the id of the process that steps the environment to every observation."""
 
