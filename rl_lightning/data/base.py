@@ -80,9 +80,11 @@ class EnvDataModule(ScrubbedHyperparameters, L.LightningDataModule):
         seed: int | None = None,
         wrappers: list[dict[str, Any]] | None = None,
         vectorization: Literal["sync", "async"] = "sync",
+        vector_wrappers: list[dict[str, Any]] | None = None,
     ) -> None:
         super().__init__()
         resolve_wrappers(wrappers)  # class paths and init_args: errors name data.wrappers[i]
+        resolve_wrappers(vector_wrappers, "data.vector_wrappers")
         # makes one, wrapped: unknown kwargs, a missing package or a wrapper that does not fit fail here
         check_env(env_id, env_kwargs, wrappers)
         if vectorization not in ("sync", "async"):
@@ -107,6 +109,7 @@ class EnvDataModule(ScrubbedHyperparameters, L.LightningDataModule):
         #: the ``data.wrappers`` items as configured (plain mappings, also in the hyperparameters)
         self.wrappers = [dict(w) for w in wrappers or []]
         self.vectorization = vectorization
+        self.vector_wrappers = [dict(w) for w in vector_wrappers or []]
         self.env: gym.vector.VectorEnv | None = None
         self.collector: VectorCollector | None = None
         self._spec: EnvSpec | None = None
@@ -115,8 +118,9 @@ class EnvDataModule(ScrubbedHyperparameters, L.LightningDataModule):
     # --- environments --------------------------------------------------------------------
     def make_env(self, num_envs: int, render_mode: str | None = None) -> gym.vector.VectorEnv:
         """A new vector environment of the run's pipeline (id, ``env_kwargs``, ``wrappers``,
-        ``vectorization``): training, evaluation and validate/test environments."""
-        return make_vector_env(self.env_id, num_envs, self.env_kwargs, render_mode, self.wrappers, self.vectorization)
+        ``vectorization``, ``vector_wrappers``): training, evaluation and validate/test environments."""
+        return make_vector_env(self.env_id, num_envs, self.env_kwargs, render_mode, self.wrappers, self.vectorization,
+                               self.vector_wrappers)
 
     def make_single_env(self, render_mode: str | None = "rgb_array") -> gym.Env:
         """One environment of the run's pipeline, not vectorized (video, ``play``)."""

@@ -7,8 +7,9 @@ when a wrapper renders, e.g. ``AddRenderObservation``) -> ``data.wrappers`` in o
 automatic observation handling (``Dict`` of vector parts and ``Discrete`` observations are
 flattened by ``gymnasium.wrappers.FlattenObservation``; other spaces are refused).
 A vector of them: gymnasium's ``SyncVectorEnv`` (in-process) or ``AsyncVectorEnv``
-(one subprocess per environment), both autoresetting on the same step, inside
-:class:`CheckedVectorEnv`, which refuses NaN/Inf observations.
+(one subprocess per environment), both autoresetting on the same step, wrapped in
+``data.vector_wrappers`` (``gymnasium.wrappers.vector.*``), inside :class:`CheckedVectorEnv`,
+which refuses NaN/Inf observations.
 """
 
 from __future__ import annotations
@@ -168,6 +169,7 @@ def make_vector_env(
     render_mode: str | None = None,
     wrappers: Sequence[Any] | None = None,
     vectorization: Vectorization = "sync",
+    vector_wrappers: Sequence[Any] | None = None,
 ) -> CheckedVectorEnv:
     """``num_envs`` pipeline environments (:func:`make_env`) autoresetting on the same step,
     inside a :class:`CheckedVectorEnv` (observations holding NaN/Inf raise an :class:`EnvError`).
@@ -180,6 +182,8 @@ def make_vector_env(
         wrappers: ``data.wrappers`` items, applied to each copy in order.
         vectorization: ``sync`` steps the copies in this process; ``async`` in one subprocess
             each (gymnasium ``AsyncVectorEnv``: worth it when a step is slow, e.g. Box2D or MuJoCo).
+        vector_wrappers: ``data.vector_wrappers`` items (``gymnasium.wrappers.vector.*``), applied
+            in order around the vector environment, inside the NaN/Inf check.
     """
     check_env_id(env_id)
     if num_envs < 1:
@@ -187,6 +191,7 @@ def make_vector_env(
     if vectorization not in VECTORIZATIONS:
         raise ConfigError(f"data.vectorization must be one of {', '.join(VECTORIZATIONS)}, got {vectorization!r}.")
     resolved = resolve_wrappers(wrappers)  # classes, checked once; picklable for subprocesses
+    around = resolve_wrappers(vector_wrappers, "data.vector_wrappers")
     make = partial(make_env, env_id, dict(env_kwargs or {}), resolved, render_mode)
     same_step = gym.vector.AutoresetMode.SAME_STEP
     try:
@@ -203,6 +208,12 @@ def make_vector_env(
         raise
     except Exception as err:
         raise _make_error(env_id, dict(env_kwargs or {}), err) from err
+    for wrapper in around:
+        try:
+            vector = wrapper.apply(vector)
+        except ConfigError:
+            vector.close()
+            raise
     return CheckedVectorEnv(vector, env_id)
 
 

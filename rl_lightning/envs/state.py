@@ -25,7 +25,8 @@ import torch
 
 _PLAIN = (bool, int, float, str, type(None))
 _SKIP = {"env", "_saved_kwargs", "_action_space", "_observation_space", "_metadata", "_cached_spec", "spec",
-         "action_space", "observation_space", "render_mode", "metadata", "screen", "clock", "surf", "_previous_data"}
+         "action_space", "observation_space", "render_mode", "metadata", "screen", "clock", "surf", "_previous_data",
+         "_single_observation_space", "_single_action_space"}
 
 
 def _layers(env: gym.Env) -> list[Any]:
@@ -70,32 +71,32 @@ def _decode(kind: str, value: Any) -> Any:
     return value
 
 
-def capture(env: gym.Env) -> dict[str, Any]:
-    """Plain-valued state of ``env`` and its wrappers (checkpoint-safe: tensors and plain types).
+def _is_template(layer: Any, name: str, value: Any) -> bool:
+    """The single-environment wrapper that gymnasium's ``Vectorize*`` vector wrappers keep to map
+    values (built from the config over a placeholder environment, it holds no episode state)."""
+    return isinstance(layer, gym.vector.VectorWrapper) and name == "wrapper" and isinstance(value, gym.Wrapper)
 
-    ``exact`` is False when some attribute could not be represented (its value is not saved).
-    """
-    layers, exact = [], True
-    for layer in _layers(env):
+
+def _capture_layers(layers: list[Any]) -> tuple[list[dict[str, Any]], bool]:
+    saved_layers, exact = [], True
+    for layer in layers:
         saved = {}
         for name, value in vars(layer).items():
-            if name in _SKIP:
+            if name in _SKIP or _is_template(layer, name, value):
                 continue
             encoded = _encode(value)
             if encoded is None:
                 exact = False
             elif encoded is not _CODE:
                 saved[name] = encoded
-        layers.append(saved)
-    return {"layers": layers, "exact": exact}
+        saved_layers.append(saved)
+    return saved_layers, exact
 
 
-def restore(env: gym.Env, state: dict[str, Any]) -> None:
-    """Inverse of :func:`capture` for an environment built the same way."""
-    layers = _layers(env)
-    if len(layers) != len(state["layers"]):
+def _restore_layers(layers: list[Any], saved_layers: list[dict[str, Any]]) -> None:
+    if len(layers) != len(saved_layers):
         raise ValueError("environment wrappers differ from the checkpoint's; cannot restore its state")
-    for layer, saved in zip(layers, state["layers"]):
+    for layer, saved in zip(layers, saved_layers):
         for name, (kind, value) in saved.items():
             if kind == "generator":
                 generator = getattr(layer, name, None)
@@ -107,6 +108,20 @@ def restore(env: gym.Env, state: dict[str, Any]) -> None:
                 setattr(layer, name, _decode(kind, value))
 
 
+def capture(env: gym.Env) -> dict[str, Any]:
+    """Plain-valued state of ``env`` and its wrappers (checkpoint-safe: tensors and plain types).
+
+    ``exact`` is False when some attribute could not be represented (its value is not saved).
+    """
+    layers, exact = _capture_layers(_layers(env))
+    return {"layers": layers, "exact": exact}
+
+
+def restore(env: gym.Env, state: dict[str, Any]) -> None:
+    """Inverse of :func:`capture` for an environment built the same way."""
+    _restore_layers(_layers(env), state["layers"])
+
+
 def capture_vector(env: gym.vector.VectorEnv) -> dict[str, Any]:
     """State of every sub-environment of a vector env (inside any vector wrappers). The
     sub-environments of an ``AsyncVectorEnv`` live in other processes: ``exact`` is False and
@@ -116,8 +131,9 @@ def capture_vector(env: gym.vector.VectorEnv) -> dict[str, Any]:
         return {"envs": [], "exact": False,
                 "reason": f"the environments run in subprocesses ({type(base).__name__}), out of reach of a checkpoint"}
     states = [capture(sub) for sub in base.envs]
-    exact = all(s["exact"] for s in states)
-    state = {"envs": states, "exact": exact}
+    wrappers, wrappers_exact = _capture_layers(_layers(env)[:-1])  # vector wrappers, outermost first
+    exact = wrappers_exact and all(s["exact"] for s in states)
+    state = {"envs": states, "wrappers": wrappers, "exact": exact}
     if not exact:
         state["reason"] = "some environment state is not plain values (e.g. a physics engine's objects)"
     return state
@@ -125,6 +141,8 @@ def capture_vector(env: gym.vector.VectorEnv) -> dict[str, Any]:
 
 def restore_vector(env: gym.vector.VectorEnv, state: dict[str, Any]) -> None:
     """Inverse of :func:`capture_vector`."""
+    if "wrappers" in state:
+        _restore_layers(_layers(env)[:-1], state["wrappers"])
     env = env.unwrapped
     if not isinstance(env, gym.vector.SyncVectorEnv):
         raise TypeError(f"cannot restore the state of environments in subprocesses ({type(env).__name__})")

@@ -226,6 +226,21 @@ def test_env_state_of_frame_stacked_pixels_is_captured_exactly():
         assert np.array_equal(a, b) and all(np.array_equal(x, y) for x, y in zip(ra, rb))
 
 
+def test_vector_wrappers_apply_around_the_vector_env_and_their_state_is_captured():
+    clip = [{"class_path": "gymnasium.wrappers.vector.ClipReward", "init_args": {"min_reward": -0.5, "max_reward": 0.5}}]
+    data = OnPolicyDataModule("CartPole-v1", num_envs=2, frames_per_batch=16, vector_wrappers=clip)
+    env = data.make_env(2)
+    env.reset(seed=0)
+    _, reward, *_ = env.step(np.zeros(2, dtype=np.int64))
+    assert np.all(reward == 0.5)  # CartPole's reward of 1, clipped
+    state = capture_vector(env)
+    assert state["exact"] and len(state["wrappers"]) == 2  # the NaN check and ClipReward
+    env.close()
+    with pytest.raises(ConfigError, match=r"data\.vector_wrappers\[0\]: .*is not a subclass of gymnasium\.vector"):
+        OnPolicyDataModule("CartPole-v1", num_envs=2, frames_per_batch=16,
+                           vector_wrappers=[{"class_path": "gymnasium.wrappers.ClipReward"}])
+
+
 def test_async_state_is_reported_inexact():
     env = make_vector_env("CartPole-v1", 2, vectorization="async")
     env.reset(seed=0)
