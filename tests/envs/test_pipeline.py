@@ -64,6 +64,9 @@ def test_wrappers_reach_training_evaluation_video_validate_and_play(in_tmp, caps
     assert "episode 0: return" in capsys.readouterr().out
     assert (2.5, "rgb_array") in AppendConstant.made and (in_tmp / "play.mp4").is_file()
 
+    run_cli("reproduce", str(run), "--frames", "256")  # re-runs config.yaml: the same wrappers
+    assert "MATCH" in capsys.readouterr().out
+
 
 def test_secrets_in_wrapper_init_args_reach_the_wrapper_but_no_file(in_tmp):
     from tests.helpers.pipeline_envs import NeedsToken
