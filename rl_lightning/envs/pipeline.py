@@ -75,14 +75,21 @@ def adapt_observations(env: gym.Env, env_id: str) -> gym.Env:
         if (env_id, keys) not in _flatten_told:
             _flatten_told.add((env_id, keys))
             rank_zero_info(f"{env_id}: Dict observations flattened into one vector, keys in order: {', '.join(keys)}")
-        return gym.wrappers.FlattenObservation(env)
+        return _float32(gym.wrappers.FlattenObservation(env))
     if isinstance(space, gym.spaces.Discrete):
-        return gym.wrappers.FlattenObservation(env)  # one-hot vector of length n
+        return _float32(gym.wrappers.FlattenObservation(env))  # one-hot vector of length n
     raise EnvError(
         f"env_id {env_id!r}: observation space {space} ({type(space).__name__}) is not supported; rl_lightning "
         "takes Box observations, Dict observations of vector parts and Discrete observations (one-hot). "
         "Add a wrapper under data.wrappers that turns it into a Box."
     )
+
+
+def _float32(env: gym.Env) -> gym.Env:
+    """Flattened observations as float32 (one-hot parts flatten to integers, mixed parts to float64)."""
+    if env.observation_space.dtype == np.float32:
+        return env
+    return gym.wrappers.DtypeObservation(env, np.float32)
 
 
 def needs_rendering(wrappers: Sequence[Wrapper]) -> bool:

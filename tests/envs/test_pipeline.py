@@ -158,9 +158,25 @@ def test_dict_observations_are_flattened_with_their_keys_named(caplog):
     spec = EnvSpec.from_env("DictObs-v0", env)
     assert spec.observation_shape == (7,) and spec.observation_dtype == "float32"  # 4 one-hot + 3 position
     obs, _ = env.reset(seed=0)
-    assert obs.shape == (2, 7) and np.allclose(obs[:, :4].sum(1), 1.0)  # "mode" one-hot comes first
+    assert obs.shape == (2, 7) and obs.dtype == np.float32
+    assert np.allclose(obs[:, :4].sum(1), 1.0)  # "mode" one-hot comes first
     env.close()
     assert "Dict observations flattened into one vector, keys in order: mode, position" in caplog.text
+
+
+def test_ppo_fits_on_dict_observations(tmp_path):
+    import lightning as L
+
+    from rl_lightning.algorithms import PPO as PPOAlgorithm
+
+    L.seed_everything(0)
+    data = OnPolicyDataModule("tests.helpers.pipeline_envs:DictObs-v0", num_envs=2, frames_per_batch=32,
+                              total_frames=64)
+    trainer = L.Trainer(max_epochs=-1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                        enable_model_summary=False, default_root_dir=tmp_path)
+    model = PPOAlgorithm(epochs=1, minibatch_size=32)
+    trainer.fit(model, datamodule=data)
+    assert data.collector.frames == 64 and model.spec.observation_shape == (7,)
 
 
 @pytest.mark.parametrize(("env_id", "message"), [
@@ -176,6 +192,7 @@ def test_discrete_observations_become_one_hot():
     env = make_env("tests.helpers.pipeline_envs:DiscreteObs-v0")
     obs, _ = env.reset(seed=0)
     assert env.observation_space.shape == (5,) and obs.sum() == 1.0
+    assert env.observation_space.dtype == np.float32 and obs.dtype == np.float32
 
 
 def test_pixel_cartpole_overlay_gives_stacked_uint8_frames():
