@@ -64,6 +64,10 @@ class EnvDataModule(ScrubbedHyperparameters, L.LightningDataModule):
             simulators); ``async`` in one subprocess each (gymnasium ``AsyncVectorEnv``), worth it
             for slow steps; a checkpoint then cannot capture the running episodes, so a resume
             restarts them from a seeded reset.
+        vector_wrappers: Gymnasium vector wrappers around the vector environment, applied in
+            order, same form as ``wrappers``, e.g. ``[{class_path: gymnasium.wrappers.vector.ClipReward,
+            init_args: {min_reward: -1, max_reward: 1}}]``; prefer the ``gymnasium.wrappers.vector.Vectorize*``
+            ones for observations (they transform the final observation of an episode too).
     """
 
     #: Options a checkpoint's state fixes (the running episodes have one row per environment):
