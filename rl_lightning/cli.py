@@ -188,7 +188,7 @@ class RLCLI(LightningCLI):
             return
         env_id = cfg.data.init_args.get("env_id") if cfg.data.get("init_args") else None
         if env_id:  # before a run folder exists: a bad id, option or missing package leaves nothing behind
-            check_env(env_id, dict(cfg.data.init_args.get("env_kwargs") or {}))
+            check_env(env_id, dict(cfg.data.init_args.get("env_kwargs") or {}), cfg.data.init_args.get("wrappers"))
         check_logger_packages(cfg.trainer.logger)
         _check_gradient_clipping(cfg)
         if cfg.log_every_frames < 0:

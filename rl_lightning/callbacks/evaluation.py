@@ -12,6 +12,7 @@ from lightning.pytorch.callbacks import Callback
 from typing_extensions import override
 
 from rl_lightning.algorithms.base import RLModule
+from rl_lightning.envs import observation_tensor
 from rl_lightning.errors import MAX_SEED, ConfigError, check_range
 
 
@@ -32,7 +33,7 @@ def evaluate(module: RLModule, env, episodes: int, seed: int, deterministic: boo
     running = np.ones(episodes, dtype=bool)
     try:
         while running.any():
-            out = module.act(torch.as_tensor(obs, dtype=torch.float32, device=module.device), deterministic)
+            out = module.act(observation_tensor(obs, module.device), deterministic)
             obs, reward, term, trunc, _ = env.step(out["env_action"].cpu().numpy())
             returns += reward * running
             lengths += running
@@ -56,7 +57,8 @@ def summarize(result: dict[str, Any]) -> dict[str, float]:
 
 class Evaluation(Callback):
     """Every ``every_frames`` frames, and when training ends, play ``episodes`` episodes with
-    the deterministic policy on separate environments and log ``eval/return_mean``,
+    the deterministic policy on separate environments (the data module's pipeline: same
+    wrappers and vectorization as training) and log ``eval/return_mean``,
     ``eval/return_std``, ``eval/return_min``, ``eval/return_max`` and ``eval/length_mean``.
 
     Evaluation runs on rank zero; the result is broadcast so every rank sees the same metric.

@@ -15,6 +15,7 @@ from typing_extensions import override
 
 from rl_lightning.algorithms.base import RLModule
 from rl_lightning.callbacks.optional import OptionalCallback
+from rl_lightning.envs import observation_tensor
 from rl_lightning.errors import ConfigError
 
 
@@ -22,7 +23,9 @@ from rl_lightning.errors import ConfigError
 def record_episode(
     module: RLModule, env: gym.Env, seed: int, deterministic: bool = True, max_frames: int = 10_000
 ) -> tuple[list[np.ndarray], float, int]:
-    """Play one episode; returns its rendered frames (``rgb_array`` mode), return and length."""
+    """Play one episode of a single (not vectorized) environment, e.g. one of
+    ``EnvDataModule.make_single_env``; returns its rendered frames (``rgb_array`` mode), return
+    and length."""
     was_training = module.training
     module.eval()
     obs, _ = env.reset(seed=seed)
@@ -30,7 +33,7 @@ def record_episode(
     frames, total, length = [first] if first is not None else [], 0.0, 0
     try:
         for length in range(1, max_frames + 1):
-            batch = torch.as_tensor(np.asarray(obs)[None], dtype=torch.float32, device=module.device)
+            batch = observation_tensor(np.asarray(obs)[None], module.device)
             action = module.act(batch, deterministic)["env_action"][0].cpu().numpy()
             obs, reward, term, trunc, _ = env.step(action)
             total += float(reward)
@@ -88,6 +91,8 @@ class Video(OptionalCallback):
     """Records an episode of the deterministic policy at every ``every_evaluations``-th
     evaluation of the ``Evaluation`` callback (and at the last one) as ``<run>/videos/frames-<N>.mp4`` and sends it
     to the active loggers (TensorBoard: animated GIF in the images tab; W&B: ``wandb.Video``).
+    The environment is the data module's pipeline (its ``wrappers`` too), made with
+    ``render_mode=rgb_array``; the video shows ``render()``, not the observations.
     Runs on rank zero only; rendering is headless (``rgb_array``; MuJoCo follows ``MUJOCO_GL``,
     e.g. ``egl`` or ``osmesa``). A video is a bonus: an environment that cannot render, or any
     other error while recording, logs a warning and turns videos off; it never fails the run.
@@ -145,7 +150,7 @@ class Video(OptionalCallback):
             return None
         datamodule = trainer.datamodule
         if self._env is None:
-            self._env = gym.make(datamodule.env_id, render_mode="rgb_array", **datamodule.env_kwargs)
+            self._env = datamodule.make_single_env("rgb_array")  # the run's pipeline: same wrappers
         frames, _, _ = record_episode(pl_module, self._env, seed, max_frames=self.max_frames)
         if not frames:
             raise RuntimeError(f"{datamodule.env_id!r} rendered no rgb_array frames")

@@ -4,14 +4,21 @@ statistics and checkpointed collector state."""
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import lightning as L
 import torch
+from lightning.pytorch.utilities import rank_zero_warn
 from torch.utils.data import DataLoader
 
 from rl_lightning.data.collector import VectorCollector
-from rl_lightning.envs import EnvSpec, check_env, make_vector_env
+from rl_lightning.envs import (
+    EnvSpec,
+    check_env,
+    make_env,
+    make_vector_env,
+    resolve_wrappers,
+)
 from rl_lightning.errors import MAX_SEED, ConfigError, check_range
 from rl_lightning.secrets import ScrubbedHyperparameters
 
@@ -48,6 +55,23 @@ class EnvDataModule(ScrubbedHyperparameters, L.LightningDataModule):
         total_frames: training budget in environment frames, over all processes.
         env_kwargs: keyword arguments for ``gymnasium.make``, e.g. ``{max_episode_steps: 200}``.
         seed: seed of the environments, in [0, 2**32 - 1]; ``None`` takes the run's ``seed_everything``.
+        wrappers: Gymnasium wrappers around each environment, applied in order, each
+            ``{class_path: <import path>, init_args: {<argument>: <value>}}``, e.g.
+            ``[{class_path: gymnasium.wrappers.GrayscaleObservation}, {class_path:
+            gymnasium.wrappers.ResizeObservation, init_args: {shape: [84, 84]}}]``; any
+            ``gymnasium.Wrapper`` subclass, a user's own too. Training, evaluation, validate/test,
+            video and play environments all get them. A wrapper that renders
+            (``AddRenderObservation``) makes the environment with ``render_mode=rgb_array``.
+            ``Dict`` observations of vector parts and ``Discrete`` observations are flattened
+            afterwards (``FlattenObservation``).
+        vectorization: ``sync`` steps the environments in this process (fastest for light
+            simulators); ``async`` in one subprocess each (gymnasium ``AsyncVectorEnv``), worth it
+            for slow steps; a checkpoint then cannot capture the running episodes, so a resume
+            restarts them from a seeded reset.
+        vector_wrappers: Gymnasium vector wrappers around the vector environment, applied in
+            order, same form as ``wrappers``, e.g. ``[{class_path: gymnasium.wrappers.vector.ClipReward,
+            init_args: {min_reward: -1, max_reward: 1}}]``; prefer the ``gymnasium.wrappers.vector.Vectorize*``
+            ones for observations (they transform the final observation of an episode too).
         normalize_observation: normalize observations with their running mean and standard
             deviation (as Stable-Baselines3's ``VecNormalize``), for float observations; the
             statistics are part of the model's checkpoint and frozen outside training.
@@ -69,13 +93,21 @@ class EnvDataModule(ScrubbedHyperparameters, L.LightningDataModule):
         total_frames: int = 100_000,
         env_kwargs: dict[str, Any] | None = None,
         seed: int | None = None,
+        wrappers: list[dict[str, Any]] | None = None,
+        vectorization: Literal["sync", "async"] = "sync",
+        vector_wrappers: list[dict[str, Any]] | None = None,
         normalize_observation: bool = False,
         normalize_reward: bool = False,
         clip_observation: float = 10.0,
         clip_reward: float = 10.0,
     ) -> None:
         super().__init__()
-        check_env(env_id, env_kwargs)  # makes one: unknown kwargs or a missing package fail here
+        resolve_wrappers(wrappers)  # class paths and init_args: errors name data.wrappers[i]
+        resolve_wrappers(vector_wrappers, "data.vector_wrappers")
+        # makes one, wrapped: unknown kwargs, a missing package or a wrapper that does not fit fail here
+        check_env(env_id, env_kwargs, wrappers)
+        if vectorization not in ("sync", "async"):
+            raise ConfigError(f"data.vectorization must be 'sync' or 'async', got {vectorization!r}.")
         check_range("data.seed", seed, 0, MAX_SEED, optional=True)
         check_range("data.clip_observation", clip_observation, 0.0, low_open=True)
         check_range("data.clip_reward", clip_reward, 0.0, low_open=True)
@@ -95,6 +127,10 @@ class EnvDataModule(ScrubbedHyperparameters, L.LightningDataModule):
         self.total_frames = total_frames
         self.env_kwargs = dict(env_kwargs or {})
         self.seed = seed
+        #: the ``data.wrappers`` items as configured (plain mappings, also in the hyperparameters)
+        self.wrappers = [dict(w) for w in wrappers or []]
+        self.vectorization = vectorization
+        self.vector_wrappers = [dict(w) for w in vector_wrappers or []]
         self.normalize_observation, self.normalize_reward = bool(normalize_observation), bool(normalize_reward)
         self.clip_observation, self.clip_reward = float(clip_observation), float(clip_reward)
         self.env: gym.vector.VectorEnv | None = None
@@ -103,9 +139,15 @@ class EnvDataModule(ScrubbedHyperparameters, L.LightningDataModule):
         self._pending_state: dict[str, Any] | None = None
 
     # --- environments --------------------------------------------------------------------
-    def make_env(self, num_envs: int, render_mode: str | None = None) -> "gym.vector.SyncVectorEnv":
-        """A new vector environment with this data module's id and options."""
-        return make_vector_env(self.env_id, num_envs, self.env_kwargs, render_mode)
+    def make_env(self, num_envs: int, render_mode: str | None = None) -> gym.vector.VectorEnv:
+        """A new vector environment of the run's pipeline (id, ``env_kwargs``, ``wrappers``,
+        ``vectorization``, ``vector_wrappers``): training, evaluation and validate/test environments."""
+        return make_vector_env(self.env_id, num_envs, self.env_kwargs, render_mode, self.wrappers, self.vectorization,
+                               self.vector_wrappers)
+
+    def make_single_env(self, render_mode: str | None = "rgb_array") -> gym.Env:
+        """One environment of the run's pipeline, not vectorized (video, ``play``)."""
+        return make_env(self.env_id, self.env_kwargs, self.wrappers, render_mode)
 
     @property
     def env_spec(self) -> EnvSpec:
@@ -132,7 +174,7 @@ class EnvDataModule(ScrubbedHyperparameters, L.LightningDataModule):
         """``seed``, or the run's ``seed_everything`` value, or 0."""
         if self.seed is not None:
             return self.seed
-        return int(os.environ.get("PL_GLOBAL_SEED", 0))
+        return int(os.environ.get("PL_GLOBAL_SEED", "0"))
 
     @property
     def world_size(self) -> int:
@@ -144,7 +186,7 @@ class EnvDataModule(ScrubbedHyperparameters, L.LightningDataModule):
         if stage == "fit" and self.env is None:
             self.env = self.make_env(self.num_envs)
 
-    def connect(self, agent: "RLModule") -> None:
+    def connect(self, agent: RLModule) -> None:
         """Collect with ``agent``'s policy from now on (the explicit policy hand-over)."""
         if self.env is None:
             self.setup("fit")
@@ -240,5 +282,12 @@ class EnvDataModule(ScrubbedHyperparameters, L.LightningDataModule):
             raise ConfigError(
                 f"data.num_envs is {self.num_envs}, but the checkpoint continues {saved_envs} running environments: "
                 f"resume with data.num_envs {saved_envs} (the checkpoint fixes it), or start a new run."
+            )
+        env_state = (running or {}).get("env") or {}
+        if self.world_size == 1 and running is not None and not env_state.get("exact", True):
+            rank_zero_warn(
+                f"resuming {self.env_id} inexactly: the checkpoint could not capture the running episodes "
+                f"({env_state.get('reason', 'environment state that is not plain values')}); the environments "
+                "restart from a reset seeded by the frame count, so the run continues but not bit-identically."
             )
         self.collector.load_state_dict(state_dict, exact=self.world_size == 1)

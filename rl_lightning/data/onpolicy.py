@@ -23,6 +23,13 @@ class OnPolicyDataModule(EnvDataModule):
         total_frames: training budget in environment frames, over all processes.
         env_kwargs: keyword arguments for ``gymnasium.make``, e.g. ``{max_episode_steps: 200}``.
         seed: seed of the environments; ``None`` takes the run's ``seed_everything``.
+        wrappers: Gymnasium wrappers around each environment, in order, each ``{class_path: ...,
+            init_args: {...}}``, e.g. ``{class_path: gymnasium.wrappers.ResizeObservation, init_args:
+            {shape: [84, 84]}}``; every environment of the run (training, evaluation, video, play)
+            gets them; one that renders (``AddRenderObservation``) makes it with ``render_mode=rgb_array``.
+        vectorization: ``sync`` (in this process) or ``async`` (one subprocess per environment,
+            gymnasium ``AsyncVectorEnv``; a resume then restarts the running episodes).
+        vector_wrappers: Gymnasium vector wrappers around the vector environment, same form.
         normalize_observation: normalize observations with their running mean and standard
             deviation (as Stable-Baselines3's ``VecNormalize``), for float observations; the
             statistics are part of the model's checkpoint and frozen outside training.

@@ -7,7 +7,7 @@ import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import torch
 from tensordict import TensorDict
@@ -223,6 +223,13 @@ class ReplayDataModule(EnvDataModule):
         total_frames: training budget in environment frames, over all processes.
         env_kwargs: keyword arguments for ``gymnasium.make``.
         seed: seed of the environments; ``None`` takes the run's ``seed_everything``.
+        wrappers: Gymnasium wrappers around each environment, in order, each ``{class_path: ...,
+            init_args: {...}}``, e.g. ``{class_path: gymnasium.wrappers.ResizeObservation, init_args:
+            {shape: [84, 84]}}``; every environment of the run (training, evaluation, video, play)
+            gets them; one that renders (``AddRenderObservation``) makes it with ``render_mode=rgb_array``.
+        vectorization: ``sync`` (in this process) or ``async`` (one subprocess per environment,
+            gymnasium ``AsyncVectorEnv``; a resume then restarts the running episodes).
+        vector_wrappers: Gymnasium vector wrappers around the vector environment, same form.
         normalize_observation: normalize observations with their running mean and standard
             deviation (as Stable-Baselines3's ``VecNormalize``), for float observations; the
             statistics are part of the model's checkpoint and frozen outside training.
@@ -259,6 +266,9 @@ class ReplayDataModule(EnvDataModule):
         total_frames: int = 20_000,
         env_kwargs: dict[str, Any] | None = None,
         seed: int | None = None,
+        wrappers: list[dict[str, Any]] | None = None,
+        vectorization: Literal["sync", "async"] = "sync",
+        vector_wrappers: list[dict[str, Any]] | None = None,
         normalize_observation: bool = False,
         normalize_reward: bool = False,
         clip_observation: float = 10.0,
@@ -275,7 +285,9 @@ class ReplayDataModule(EnvDataModule):
         scratch_dir: str | None = None,
     ) -> None:
         super().__init__(env_id, num_envs, frames_per_batch, total_frames, env_kwargs, seed,
-                         normalize_observation, normalize_reward, clip_observation, clip_reward)
+                         wrappers=wrappers, vectorization=vectorization, vector_wrappers=vector_wrappers,
+                         normalize_observation=normalize_observation, normalize_reward=normalize_reward,
+                         clip_observation=clip_observation, clip_reward=clip_reward)
         self.save_hyperparameters()
         for name, value in (("buffer_size", buffer_size), ("batch_size", batch_size),
                             ("updates_per_batch", updates_per_batch), ("n_step", n_step)):

@@ -1,9 +1,9 @@
-"""Gymnasium environments, vectorized in-process.
+"""Gymnasium environment ids, their errors and their spaces (:class:`EnvSpec`).
 
-The data path wraps one gymnasium ``SyncVectorEnv`` (same-step autoreset) per process
-rather than one wrapper or one subprocess per environment: on small simulators such as
-CartPole the per-step framework cost, not the physics, bounds frames/s (see
-``benchmarks/collector_speed.py``).
+Environments themselves are built by :mod:`rl_lightning.envs.pipeline`. The data path wraps
+one gymnasium ``SyncVectorEnv`` (same-step autoreset) per process by default rather than one
+subprocess per environment: on small simulators such as CartPole the per-step framework cost,
+not the physics, bounds frames/s (see ``benchmarks/collector_speed.py``).
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ from __future__ import annotations
 import difflib
 import importlib
 from dataclasses import asdict, dataclass
-from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import gymnasium as gym
@@ -74,7 +73,7 @@ class EnvSpec:
         return self.n_actions if self.discrete else int(np.prod(self.action_shape))
 
     @classmethod
-    def from_env(cls, env_id: str, env: gym.Env | gym.vector.VectorEnv) -> "EnvSpec":
+    def from_env(cls, env_id: str, env: gym.Env | gym.vector.VectorEnv) -> EnvSpec:
         """Read the spec from an environment's single (not batched) spaces."""
         obs_space = getattr(env, "single_observation_space", env.observation_space)
         act_space = getattr(env, "single_action_space", env.action_space)
@@ -132,7 +131,7 @@ class EnvSpec:
         dtype = "" if self.observation_dtype == "float32" else f" {self.observation_dtype}"
         return f"{self.env_id} (observations {self.observation_shape}{dtype}, {actions})"
 
-    def scale_action(self, action: "torch.Tensor") -> "torch.Tensor":
+    def scale_action(self, action: torch.Tensor) -> torch.Tensor:
         """Continuous actions from [-1, 1] to the environment's bounds."""
         import torch
 
@@ -140,7 +139,7 @@ class EnvSpec:
         high = torch.tensor(self.action_high, dtype=action.dtype, device=action.device).reshape(self.action_shape)
         return low + (action.clamp(-1.0, 1.0) + 1.0) * 0.5 * (high - low)
 
-    def random_actions(self, n: int) -> dict[str, "torch.Tensor"]:
+    def random_actions(self, n: int) -> dict[str, torch.Tensor]:
         """``n`` uniformly random actions (``action`` as algorithms store it: integers, or
         values in [-1, 1]; ``env_action`` as the environment takes it)."""
         import torch
@@ -160,7 +159,7 @@ class EnvSpec:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "EnvSpec":
+    def from_dict(cls, data: dict[str, Any]) -> EnvSpec:
         """Inverse of :meth:`to_dict`."""
         fields = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
         return cls(**fields)
@@ -236,7 +235,7 @@ def _valid_kwargs(env_id: str) -> list[str]:
             else spec.entry_point
         own = [n for n, p in inspect.signature(creator).parameters.items()
                if n != "self" and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
-    except Exception:  # an entry point without a readable signature: name make's options only
+    except Exception:  # noqa: BLE001 (an entry point without a readable signature: name make's options only)
         own = []
     return sorted(set(own + names) - {"render_mode"})
 
@@ -245,7 +244,7 @@ def _make_error(env_id: str, env_kwargs: dict[str, Any], err: Exception) -> EnvE
     """A clear error for an environment that failed to be created."""
     if isinstance(err, EnvError):
         return err
-    if isinstance(err, gym.error.DependencyNotInstalled) or isinstance(err, ImportError):
+    if isinstance(err, (gym.error.DependencyNotInstalled, ImportError)):
         spec = gym.registry.get(env_id.rpartition(":")[2] if ":" in env_id else env_id)
         needs = _extra_for(f"{env_id} {getattr(spec, 'entry_point', '')} {err}")
         hint = f": {install_hint(needs[1])}" if needs else f" ({str(err).strip()})"
@@ -258,72 +257,3 @@ def _make_error(env_id: str, env_kwargs: dict[str, Any], err: Exception) -> EnvE
         )
     given = f" with data.env_kwargs {env_kwargs}" if env_kwargs else ""
     return EnvError(f"env_id {env_id!r} could not be created{given}: {type(err).__name__}: {first}")
-
-
-def check_env(env_id: str, env_kwargs: dict[str, Any] | None = None) -> None:
-    """Fail early with a clear :class:`EnvError` unless ``env_id`` can be made with
-    ``env_kwargs``: an unknown id, a missing optional package (the message names the extra to
-    install) or keyword arguments the environment does not take. Makes one environment."""
-    check_env_id(env_id)
-    try:
-        gym.make(env_id, **(env_kwargs or {})).close()
-    except Exception as err:
-        raise _make_error(env_id, dict(env_kwargs or {}), err) from err
-
-
-class CheckedVectorEnv(gym.vector.SyncVectorEnv):
-    """A ``SyncVectorEnv`` that refuses observations holding NaN or Inf (the networks would
-    turn them into NaN actions and fail far from the cause): :class:`EnvError` names the
-    environment, the call and the environment index."""
-
-    def __init__(self, env_fns: Any, env_id: str, **kwargs: Any) -> None:
-        super().__init__(env_fns, **kwargs)
-        self.env_id = env_id
-
-    def _check(self, obs: np.ndarray, call: str) -> None:
-        if isinstance(obs, np.ndarray) and obs.dtype.kind == "f" and not np.isfinite(obs).all():
-            bad = np.flatnonzero(~np.isfinite(obs.reshape(obs.shape[0], -1)).all(-1))
-            raise EnvError(
-                f"env_id {self.env_id!r}: {call}() returned a NaN/Inf observation (environment {int(bad[0])}); "
-                "the environment is broken for these settings (check it, its data.env_kwargs, or wrap it to clip "
-                "or replace such values)."
-            )
-
-    def reset(self, *args: Any, **kwargs: Any):
-        """Reset; observations are checked."""
-        obs, info = super().reset(*args, **kwargs)
-        self._check(obs, "reset")
-        return obs, info
-
-    def step(self, actions: Any):
-        """Step; observations are checked."""
-        out = super().step(actions)
-        self._check(out[0], "step")
-        return out
-
-
-def make_vector_env(
-    env_id: str,
-    num_envs: int,
-    env_kwargs: dict[str, Any] | None = None,
-    render_mode: str | None = None,
-) -> gym.vector.SyncVectorEnv:
-    """``num_envs`` copies of ``env_id`` stepped in this process, autoresetting on the same step;
-    observations holding NaN/Inf raise an :class:`EnvError` (see :class:`CheckedVectorEnv`).
-
-    Args:
-        env_id: a Gymnasium id, or ``"module:Name-v0"`` to import a registering module first.
-        num_envs: number of environment copies.
-        env_kwargs: keyword arguments for ``gymnasium.make`` (e.g. ``max_episode_steps``).
-        render_mode: ``"rgb_array"`` for video, ``None`` otherwise.
-    """
-    check_env_id(env_id)
-    if num_envs < 1:
-        raise EnvError(f"num_envs must be >= 1, got {num_envs}.")
-    make = partial(gym.make, env_id, render_mode=render_mode, **(env_kwargs or {}))
-    try:
-        return CheckedVectorEnv(
-            [make for _ in range(num_envs)], env_id, autoreset_mode=gym.vector.AutoresetMode.SAME_STEP
-        )
-    except Exception as err:
-        raise _make_error(env_id, dict(env_kwargs or {}), err) from err

@@ -1,15 +1,22 @@
 """Environment state as plain values, so a checkpoint can continue the very same episodes.
 
-Works for environments whose state lives in plain attributes (numbers, strings, NumPy
-arrays, NumPy random generators) of the environment and its wrappers, which covers
-Gymnasium's classic-control environments and the TimeLimit/OrderEnforcing wrappers.
+Works for environments whose state lives in plain attributes (numbers, strings, tuples, NumPy
+arrays, NumPy random generators, deques of arrays) of the environment and its wrappers, which
+covers Gymnasium's classic-control environments, the TimeLimit/OrderEnforcing wrappers and
+observation wrappers such as FrameStackObservation (its deque of frames), ResizeObservation and
+GrayscaleObservation. Functions and classes held by wrappers (``TransformObservation``'s
+``func``) are code rebuilt from the config, not state: they are skipped.
 Environments holding state in foreign objects (Box2D worlds, MuJoCo data) are restored only
 in those plain attributes: their runs resume from a fresh, seeded reset instead
-(:func:`capture` reports ``exact=False`` for them).
+(:func:`capture` reports ``exact=False`` for them). So do environments stepped in subprocesses
+(``data.vectorization: async``): their state is out of reach (:func:`capture_vector`).
 """
 
 from __future__ import annotations
 
+import inspect
+from collections import deque
+from functools import partial
 from typing import Any
 
 import gymnasium as gym
@@ -18,7 +25,8 @@ import torch
 
 _PLAIN = (bool, int, float, str, type(None))
 _SKIP = {"env", "_saved_kwargs", "_action_space", "_observation_space", "_metadata", "_cached_spec", "spec",
-         "action_space", "observation_space", "render_mode", "metadata", "screen", "clock", "_previous_data"}
+         "action_space", "observation_space", "render_mode", "metadata", "screen", "clock", "surf", "_previous_data",
+         "_single_observation_space", "_single_action_space"}
 
 
 def _layers(env: gym.Env) -> list[Any]:
@@ -28,7 +36,11 @@ def _layers(env: gym.Env) -> list[Any]:
     return layers
 
 
-def _encode(value: Any) -> tuple[str, Any] | None:
+#: Marks code (functions, classes) held by a layer: rebuilt from the config, not state.
+_CODE = object()
+
+
+def _encode(value: Any) -> tuple[str, Any] | None | object:
     if isinstance(value, _PLAIN):
         return ("plain", value)
     if isinstance(value, np.generic):
@@ -37,35 +49,54 @@ def _encode(value: Any) -> tuple[str, Any] | None:
         return ("array", torch.from_numpy(value.copy()))
     if isinstance(value, np.random.Generator):
         return ("generator", value.bit_generator.state)
+    if isinstance(value, tuple) and all(isinstance(v, (*_PLAIN, np.generic)) for v in value):
+        return ("tuple", [v.item() if isinstance(v, np.generic) else v for v in value])
+    if isinstance(value, deque):
+        items = [_encode(v) for v in value]
+        if all(isinstance(i, tuple) and i[0] in ("plain", "array") for i in items):
+            return ("deque", {"items": items, "maxlen": value.maxlen})
+        return None
+    if inspect.isroutine(value) or inspect.isclass(value) or isinstance(value, partial):
+        return _CODE
     return None
 
 
-def capture(env: gym.Env) -> dict[str, Any]:
-    """Plain-valued state of ``env`` and its wrappers (checkpoint-safe: tensors and plain types).
+def _decode(kind: str, value: Any) -> Any:
+    if kind == "array":
+        return value.numpy().copy()
+    if kind == "tuple":
+        return tuple(value)
+    if kind == "deque":
+        return deque((_decode(*item) for item in value["items"]), maxlen=value["maxlen"])
+    return value
 
-    ``exact`` is False when some attribute could not be represented (its value is not saved).
-    """
-    layers, exact = [], True
-    for layer in _layers(env):
+
+def _is_template(layer: Any, name: str, value: Any) -> bool:
+    """The single-environment wrapper that gymnasium's ``Vectorize*`` vector wrappers keep to map
+    values (built from the config over a placeholder environment, it holds no episode state)."""
+    return isinstance(layer, gym.vector.VectorWrapper) and name == "wrapper" and isinstance(value, gym.Wrapper)
+
+
+def _capture_layers(layers: list[Any]) -> tuple[list[dict[str, Any]], bool]:
+    saved_layers, exact = [], True
+    for layer in layers:
         saved = {}
         for name, value in vars(layer).items():
-            if name in _SKIP:
+            if name in _SKIP or _is_template(layer, name, value):
                 continue
             encoded = _encode(value)
             if encoded is None:
                 exact = False
-            else:
+            elif encoded is not _CODE:
                 saved[name] = encoded
-        layers.append(saved)
-    return {"layers": layers, "exact": exact}
+        saved_layers.append(saved)
+    return saved_layers, exact
 
 
-def restore(env: gym.Env, state: dict[str, Any]) -> None:
-    """Inverse of :func:`capture` for an environment built the same way."""
-    layers = _layers(env)
-    if len(layers) != len(state["layers"]):
+def _restore_layers(layers: list[Any], saved_layers: list[dict[str, Any]]) -> None:
+    if len(layers) != len(saved_layers):
         raise ValueError("environment wrappers differ from the checkpoint's; cannot restore its state")
-    for layer, saved in zip(layers, state["layers"]):
+    for layer, saved in zip(layers, saved_layers):
         for name, (kind, value) in saved.items():
             if kind == "generator":
                 generator = getattr(layer, name, None)
@@ -73,20 +104,48 @@ def restore(env: gym.Env, state: dict[str, Any]) -> None:
                     generator = np.random.Generator(getattr(np.random, value["bit_generator"])())
                     setattr(layer, name, generator)
                 generator.bit_generator.state = value
-            elif kind == "array":
-                setattr(layer, name, value.numpy().copy())
             else:
-                setattr(layer, name, value)
+                setattr(layer, name, _decode(kind, value))
 
 
-def capture_vector(env: gym.vector.SyncVectorEnv) -> dict[str, Any]:
-    """State of every sub-environment of a sync vector env."""
-    states = [capture(sub) for sub in env.envs]
-    return {"envs": states, "exact": all(s["exact"] for s in states)}
+def capture(env: gym.Env) -> dict[str, Any]:
+    """Plain-valued state of ``env`` and its wrappers (checkpoint-safe: tensors and plain types).
+
+    ``exact`` is False when some attribute could not be represented (its value is not saved).
+    """
+    layers, exact = _capture_layers(_layers(env))
+    return {"layers": layers, "exact": exact}
 
 
-def restore_vector(env: gym.vector.SyncVectorEnv, state: dict[str, Any]) -> None:
+def restore(env: gym.Env, state: dict[str, Any]) -> None:
+    """Inverse of :func:`capture` for an environment built the same way."""
+    _restore_layers(_layers(env), state["layers"])
+
+
+def capture_vector(env: gym.vector.VectorEnv) -> dict[str, Any]:
+    """State of every sub-environment of a vector env (inside any vector wrappers). The
+    sub-environments of an ``AsyncVectorEnv`` live in other processes: ``exact`` is False and
+    ``reason`` says why."""
+    base = env.unwrapped
+    if not isinstance(base, gym.vector.SyncVectorEnv):
+        return {"envs": [], "exact": False,
+                "reason": f"the environments run in subprocesses ({type(base).__name__}), out of reach of a checkpoint"}
+    states = [capture(sub) for sub in base.envs]
+    wrappers, wrappers_exact = _capture_layers(_layers(env)[:-1])  # vector wrappers, outermost first
+    exact = wrappers_exact and all(s["exact"] for s in states)
+    state = {"envs": states, "wrappers": wrappers, "exact": exact}
+    if not exact:
+        state["reason"] = "some environment state is not plain values (e.g. a physics engine's objects)"
+    return state
+
+
+def restore_vector(env: gym.vector.VectorEnv, state: dict[str, Any]) -> None:
     """Inverse of :func:`capture_vector`."""
+    if "wrappers" in state:
+        _restore_layers(_layers(env)[:-1], state["wrappers"])
+    env = env.unwrapped
+    if not isinstance(env, gym.vector.SyncVectorEnv):
+        raise TypeError(f"cannot restore the state of environments in subprocesses ({type(env).__name__})")
     if len(env.envs) != len(state["envs"]):
         raise ValueError(f"checkpoint has {len(state['envs'])} environments, this run {len(env.envs)}")
     for sub, sub_state in zip(env.envs, state["envs"]):

@@ -6,7 +6,6 @@ import argparse
 import os
 from pathlib import Path
 
-import gymnasium as gym
 import torch
 
 from rl_lightning.errors import ConfigError
@@ -64,7 +63,7 @@ def main(argv: list[str]) -> None:
     run, ckpt = resolve(args.target)
     model, data = load_agent(run, ckpt)
     window = args.output is None and bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
-    env = gym.make(data.env_id, render_mode="human" if window else "rgb_array", **data.env_kwargs)
+    env = data.make_single_env("human" if window else "rgb_array")  # the run's pipeline: same wrappers
     frames = []
     for episode in range(args.episodes):
         shown, total, length = record_episode(model, env, args.seed + episode)
