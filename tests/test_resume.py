@@ -103,7 +103,8 @@ def test_resume_refuses_the_options_a_checkpoint_fixes_and_leaves_the_run_untouc
     with pytest.raises(SystemExit) as exit_:
         run_cli("fit", *SMALL_DQN, "--data.total_frames", "256", "--ckpt_path", "last", "--data.buffer_size", "500",
                 "--data.n_step", "3", "--data.prioritized", "true", "--data.num_envs", "2",
-                "--data.frames_per_batch", "64", "--data.normalize_observation", "true", "--data.clip_reward", "5")
+                "--data.frames_per_batch", "64", "--data.normalize_observation", "true", "--data.clip_reward", "5",
+                "--data.wrappers", "[{class_path: gymnasium.wrappers.ClipReward, init_args: {min_reward: -1, max_reward: 1}}]")
     assert exit_.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()[-1]
     assert err.startswith("error:") and f"{run.name}/checkpoints/last.ckpt" in err
@@ -111,7 +112,9 @@ def test_resume_refuses_the_options_a_checkpoint_fixes_and_leaves_the_run_untouc
                   "data.prioritized (checkpoint False, config True)", "data.num_envs (checkpoint 1, config 2)",
                   # the model holds normalization statistics of the checkpoint's kind
                   "data.normalize_observation (checkpoint False, config True)",
-                  "data.clip_reward (checkpoint 10.0, config 5.0)"):
+                  "data.clip_reward (checkpoint 10.0, config 5.0)",
+                  # the running episodes were captured through the wrapper layers
+                  "data.wrappers (checkpoint None, config [{'class_path': 'gymnasium.wrappers.ClipReward'"):
         assert fixed in err, fixed
     after = {p.relative_to(run): p.read_bytes() for p in run.rglob("*") if p.is_file()}
     assert after == before  # no config.resume-*.yaml, checkpoints and metrics as they were

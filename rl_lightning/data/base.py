@@ -20,7 +20,7 @@ from rl_lightning.envs import (
     resolve_wrappers,
 )
 from rl_lightning.errors import MAX_SEED, ConfigError, check_range
-from rl_lightning.secrets import ScrubbedHyperparameters
+from rl_lightning.secrets import ScrubbedHyperparameters, scrub_secrets
 
 if TYPE_CHECKING:
     import gymnasium as gym
@@ -29,6 +29,9 @@ if TYPE_CHECKING:
 
 
 #: the normalization options, fixed by a checkpoint (its model holds their statistics)
+#: The environment pipeline's options a checkpoint fixes: the running episodes were captured
+#: through these wrapper layers, and the networks were trained on what they produce.
+PIPELINE_OPTIONS = ("wrappers", "vector_wrappers")
 NORMALIZATION_OPTIONS = ("normalize_observation", "normalize_reward", "clip_observation", "clip_reward")
 
 
@@ -83,7 +86,7 @@ class EnvDataModule(ScrubbedHyperparameters, L.LightningDataModule):
 
     #: Options a checkpoint's state fixes (the running episodes have one row per environment):
     #: resuming with another value is refused, see :meth:`options_fixed_by`.
-    fixed_by_checkpoint: tuple[str, ...] = ("num_envs", *NORMALIZATION_OPTIONS)
+    fixed_by_checkpoint: tuple[str, ...] = ("num_envs", *PIPELINE_OPTIONS, *NORMALIZATION_OPTIONS)
 
     def __init__(
         self,
@@ -257,10 +260,14 @@ class EnvDataModule(ScrubbedHyperparameters, L.LightningDataModule):
             saved_state: the data module's state in the checkpoint.
             options: the options the resuming config gives.
         """
+        def plain(name: str, value: Any) -> Any:  # secrets are masked in the checkpoint's copy
+            value = scrub_secrets(value)
+            return (value or []) if name in PIPELINE_OPTIONS else value
+
         return [
-            f"data.{name} (checkpoint {saved_options[name]!r}, config {options[name]!r})"
+            f"data.{name} (checkpoint {saved_options[name]!r}, config {scrub_secrets(options[name])!r})"
             for name in cls.fixed_by_checkpoint
-            if name in saved_options and name in options and saved_options[name] != options[name]
+            if name in saved_options and name in options and plain(name, saved_options[name]) != plain(name, options[name])
         ]
 
     def state_dict(self) -> dict[str, Any]:

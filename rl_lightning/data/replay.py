@@ -21,6 +21,7 @@ from torchrl.data import (
 
 from rl_lightning.data.base import (
     NORMALIZATION_OPTIONS,
+    PIPELINE_OPTIONS,
     EnvDataModule,
     identity_collate,
 )
@@ -256,7 +257,7 @@ class ReplayDataModule(EnvDataModule):
     """
 
     #: the stored transitions fix the capacity, sampler, and n-step horizon of the buffer
-    fixed_by_checkpoint = ("num_envs", *NORMALIZATION_OPTIONS, "buffer_size", "prioritized", "n_step")
+    fixed_by_checkpoint = ("num_envs", *PIPELINE_OPTIONS, *NORMALIZATION_OPTIONS, "buffer_size", "prioritized", "n_step")
 
     def __init__(
         self,
