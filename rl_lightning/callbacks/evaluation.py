@@ -32,7 +32,7 @@ def evaluate(module: RLModule, env, episodes: int, seed: int, deterministic: boo
     running = np.ones(episodes, dtype=bool)
     try:
         while running.any():
-            out = module.act(torch.as_tensor(obs, dtype=torch.float32, device=module.device), deterministic)
+            out = module.act(torch.as_tensor(obs, dtype=torch.float32 if obs.dtype.kind == "f" else None, device=module.device), deterministic)
             obs, reward, term, trunc, _ = env.step(out["env_action"].cpu().numpy())
             returns += reward * running
             lengths += running
