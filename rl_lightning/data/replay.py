@@ -308,6 +308,7 @@ class ReplayDataModule(EnvDataModule):
         self.memmap = memmap
         self.scratch_dir = scratch_dir
         self.compact_observations = compact_observations
+        self.spec = None  # the agent's EnvSpec, from connect()
         #: next-observation pointers when observations are stored once, else ``None``
         self.compact: CompactObservations | None = None
         self.buffer: ReplayBuffer | None = None
@@ -361,7 +362,8 @@ class ReplayDataModule(EnvDataModule):
             return bool(saved)
         if option is not None:
             return bool(option)
-        return self.spec.observation_dtype != "float32" or len(self.spec.observation_shape) >= 3
+        spec = self.spec or self.env_spec
+        return spec.observation_dtype != "float32" or len(spec.observation_shape) >= 3
 
     def _build_buffer(self, compact: bool) -> None:
         """An empty replay buffer (memory-mapped or in RAM; uniform or prioritized)."""
@@ -392,7 +394,7 @@ class ReplayDataModule(EnvDataModule):
             first = self.buffer.storage.get(slice(0, 1))
             row = bytes_per_row({key: first[key] for key in self.keys})
         else:
-            spec = self.spec
+            spec = self.spec or self.env_spec
             obs = int(torch.Size(spec.observation_shape).numel()) * torch.empty(
                 0, dtype=getattr(torch, spec.observation_dtype)).element_size()
             action = 8 if spec.discrete else 4 * spec.action_dim
