@@ -181,3 +181,22 @@ def test_memory_per_frame_is_about_halved_for_images():
     # one frame per row plus the final frames of the ~17% of steps that end an episode
     assert compact.replay_bytes_per_frame < 0.65 * plain.replay_bytes_per_frame
     assert "replay: 400 transitions x" in compact.memory_line()
+
+
+@pytest.mark.parametrize("case", ["dqn", "dqn-per-nstep-memmap"])
+def test_compact_replay_resumes_exactly_and_learns_like_plain_replay(in_tmp, monkeypatch, case):
+    """Forced on for CartPole: a stopped and resumed run equals the uninterrupted one
+    (in-memory and memory-mapped, prioritized 3-step), and the uninterrupted run logs exactly
+    what the plain layout logs (the same minibatches, so the same updates)."""
+    from tests import test_resume
+    from tests.test_cli import run_cli
+
+    common, stop, key = test_resume.CASES[case]
+    monkeypatch.setitem(test_resume.CASES, "compact", ([*common, "--data.compact_observations", "true"], stop, key))
+    test_resume.test_resumed_run_equals_the_uninterrupted_one(in_tmp, "compact")
+    run_cli("fit", *common, "--data.compact_observations", "false", "--experiment", "plain")
+    (compact,) = (in_tmp / "experiments" / "straight").iterdir()
+    (plain,) = (in_tmp / "experiments" / "plain").iterdir()
+    assert test_resume.metric_rows(compact) == test_resume.metric_rows(plain)
+    ckpt = torch.load(compact / "checkpoints" / "last.ckpt", weights_only=True)
+    assert ckpt[key]["compact_observations"] is True
