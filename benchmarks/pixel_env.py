@@ -1,0 +1,50 @@
+"""A synthetic Atari-shaped environment that costs almost nothing to step, so a benchmark on it
+measures the framework and the network, not a simulator.
+
+``SyntheticPixels-v0``: observations ``uint8 (4, 84, 84)`` (a stack of four 84x84 grey frames,
+channels first), 6 discrete actions, reward 1 when the action matches a hidden per-step
+target, episodes of 100-300 steps (terminated). Frames come from a fixed pool of random
+images, chosen by the step count, so stepping is one index and no copy of a rendered frame.
+
+Use it as ``--data.env_id benchmarks.pixel_env:SyntheticPixels-v0`` from the repository root.
+"""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+
+POOL = 64
+
+
+class SyntheticPixels(gym.Env):
+    """See the module docstring.
+
+    Args:
+        frame_shape: shape of one observation.
+        pool: number of distinct frames the environment cycles through.
+    """
+
+    metadata = {"render_modes": []}
+
+    def __init__(self, frame_shape: tuple[int, ...] = (4, 84, 84), pool: int = POOL) -> None:
+        self.observation_space = gym.spaces.Box(0, 255, frame_shape, np.uint8)
+        self.action_space = gym.spaces.Discrete(6)
+        self._frames = np.random.default_rng(0).integers(0, 256, (pool, *frame_shape), dtype=np.uint8)
+        self._t = 0
+        self._length = 200
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        super().reset(seed=seed)
+        self._t = 0
+        self._length = int(self.np_random.integers(100, 301))
+        return self._frames[int(self.np_random.integers(len(self._frames)))], {}
+
+    def step(self, action):
+        self._t += 1
+        frame = self._frames[self._t % len(self._frames)]
+        reward = float(int(action) == self._t % 6)
+        return frame, reward, self._t >= self._length, False, {}
+
+
+gym.register("SyntheticPixels-v0", entry_point=SyntheticPixels)
