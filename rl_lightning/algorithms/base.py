@@ -12,6 +12,13 @@ from lightning.pytorch.utilities import rank_zero_warn
 
 from rl_lightning.envs import EnvSpec
 from rl_lightning.errors import ConfigError
+from rl_lightning.networks.encoders import (
+    EncoderBuilder,
+    Flatten,
+    encode,
+    feature_size,
+    looks_like_image,
+)
 from rl_lightning.secrets import ScrubbedHyperparameters, scrub_checkpoint
 
 
@@ -48,6 +55,30 @@ class RLModule(ScrubbedHyperparameters, L.LightningModule):
         """Create the networks for an environment; called once."""
         raise NotImplementedError
 
+    def make_encoder(self, builder: EncoderBuilder | None, key: str = "model.encoder") -> tuple[torch.nn.Module, int]:
+        """``(encoder, number of features)`` for this module's environment.
+
+        ``None`` is :class:`~rl_lightning.networks.Flatten`, refused for image-like observations
+        (see :func:`~rl_lightning.networks.encoders.looks_like_image`) so pixels are not fed to an
+        MLP by accident; the number of features comes from one forward pass of a zero observation.
+        """
+        spec = self.spec
+        if builder is None:
+            if looks_like_image(spec.observation_shape, spec.observation_dtype):
+                raise ConfigError(
+                    f"observations {spec.observation_shape} {spec.observation_dtype} of {spec.env_id!r} look like "
+                    f"images: set {key} to rl_lightning.networks.NatureCNN (or ImpalaCNN), or to "
+                    "rl_lightning.networks.Flatten to flatten them on purpose."
+                )
+            return Flatten(spec.observation_shape), spec.observation_dim
+        encoder = builder(tuple(spec.observation_shape))
+        return encoder, feature_size(encoder, spec.observation_shape, spec.observation_dtype, key)
+
+    def encode(self, encoder: torch.nn.Module, obs: torch.Tensor) -> torch.Tensor:
+        """``encoder``'s features of observations ``[*batch, *observation_shape]`` (any number of
+        batch dimensions; the encoder sees one)."""
+        return encode(encoder, obs, len(self.spec.observation_shape))
+
     def connect_spec(self, spec: EnvSpec) -> None:
         """Build the networks for ``spec``, or check that they were built for it."""
         if self.spec is None:
@@ -78,9 +109,13 @@ class RLModule(ScrubbedHyperparameters, L.LightningModule):
         return obs if dims == 1 else obs.flatten(-dims)
 
     def preprocess(self, obs: torch.Tensor) -> torch.Tensor:
-        """Observations as the networks take them (the one place every algorithm passes
-        observations through before a network: acting, training targets and losses)."""
-        return self.flat_obs(obs)
+        """Observations as the encoders take them, ``[*batch, *observation_shape]`` in the
+        spec's dtype (the one place every algorithm passes observations through before a
+        network: acting, training targets and losses). Encoders flatten or convolve them."""
+        dtype = self.spec.observation_dtype
+        if dtype != "float32" and obs.is_floating_point():  # integer frames a float path delivered
+            obs = obs.to(getattr(torch, dtype))
+        return obs
 
     def act(self, obs: torch.Tensor, deterministic: bool = False) -> dict[str, torch.Tensor]:
         """Act on a batch of observations; returns at least ``action`` and ``env_action``."""

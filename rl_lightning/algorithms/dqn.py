@@ -36,14 +36,19 @@ from rl_lightning.envs import EnvSpec
 from rl_lightning.errors import check_range
 from rl_lightning.networks import MLP
 from rl_lightning.networks.actor import NetworkBuilder
+from rl_lightning.networks.encoders import EncoderBuilder
 
 
 class DQN(OffPolicyModule):
     """DQN for discrete actions.
 
     Args:
-        q_net: builder of the Q network ``(in_features, out_features) -> nn.Module``;
-            ``None`` is an MLP (256, 256, ReLU).
+        q_net: head of the Q network ``(in_features, out_features) -> nn.Module`` over the
+            encoder's features; ``None`` is an MLP (256, 256, ReLU).
+        encoder: builder of the observation encoder ``(observation_shape) -> nn.Module``
+            (``[batch, *shape] -> [batch, features]``), e.g. ``rl_lightning.networks.NatureCNN``;
+            ``None`` is ``Flatten`` (vector observations; refused for images). The target
+            network copies encoder and head.
         learning_rate: optimizer learning rate, in (0, 1].
         lr_schedule: ``linear`` decays the learning rate to zero over ``data.total_frames``.
         adam_eps: Adam's epsilon (a larger value, e.g. 1e-5, damps steps on parameters with tiny gradients).
@@ -84,6 +89,7 @@ class DQN(OffPolicyModule):
         exploration_fraction: float = 0.1,
         loss: Literal["huber", "mse"] = "huber",
         max_grad_norm: float | None = 10.0,
+        encoder: EncoderBuilder | None = None,
     ) -> None:
         super().__init__()
         check_common(learning_rate, adam_eps, gamma, tau)
@@ -92,19 +98,26 @@ class DQN(OffPolicyModule):
                             ("exploration_fraction", exploration_fraction)):
             check_range(f"model.{name}", value, 0.0, 1.0)
         check_range("model.max_grad_norm", max_grad_norm, 0.0, low_open=True, optional=True)
-        self.save_hyperparameters(ignore=["q_net", "optimizer"])
+        self.save_hyperparameters(ignore=["q_net", "optimizer", "encoder"])
+        self.encoder_builder = encoder
         self.register_buffer("target_copied_at", torch.zeros((), dtype=torch.long))
         self.q_builder = q_net or (lambda i, o: MLP(i, o, hidden_sizes=(256, 256), activation="relu", output_gain=None))
         self.optimizer_factory = optimizer
 
     def build(self, spec: EnvSpec) -> None:
-        """Q network (one output per action, plus V(s) when dueling) and its target."""
-        self.q = self.q_builder(spec.observation_dim, spec.n_actions + int(self.hparams.dueling))
+        """Encoder and Q head (one output per action, plus V(s) when dueling), and their targets."""
+        self.encoder, features = self.make_encoder(self.encoder_builder)
+        self.q = self.q_builder(features, spec.n_actions + int(self.hparams.dueling))
+        self.encoder_target = frozen_copy(self.encoder)
         self.q_target = frozen_copy(self.q)
+
+    def online_parameters(self) -> list[torch.nn.Parameter]:
+        """What the optimizer trains: the encoder's and the Q head's parameters."""
+        return [*self.encoder.parameters(), *self.q.parameters()]
 
     def q_values(self, obs: torch.Tensor, target: bool = False) -> torch.Tensor:
         """Q(s, .) of the online (or target) network."""
-        out = (self.q_target if target else self.q)(obs)
+        out = self.q_target(self.encode(self.encoder_target, obs)) if target else self.q(self.encode(self.encoder, obs))
         if self.hparams.dueling:
             value, advantage = out[..., :1], out[..., 1:]
             return value + advantage - advantage.mean(-1, keepdim=True)
@@ -134,8 +147,8 @@ class DQN(OffPolicyModule):
     def configure_optimizers(self):
         """Adam (or the configured optimizer)."""
         if self.optimizer_factory is None:
-            return adam(self, self.q.parameters(), self.hparams.learning_rate)
-        optimizer = self.optimizer_factory(self.q.parameters())
+            return adam(self, self.online_parameters(), self.hparams.learning_rate)
+        optimizer = self.optimizer_factory(self.online_parameters())
         for group in optimizer.param_groups:
             group["lr"] = self.hparams.learning_rate
         return optimizer
@@ -145,6 +158,7 @@ class DQN(OffPolicyModule):
         hp = self.hparams
         if hp.target_update == "hard" and self.frames - int(self.target_copied_at) >= hp.target_update_interval:
             self.q_target.load_state_dict(self.q.state_dict())
+            self.encoder_target.load_state_dict(self.encoder.state_dict())
             self.target_copied_at.fill_(self.frames)
         if round_.stacked is not None and hp.target_update == "hard" and not hp.double_q:
             next_obs = round_.stacked["next_observation"].to(self.device)
@@ -173,6 +187,7 @@ class DQN(OffPolicyModule):
         self.optimize(optimizers[0], loss, hp.max_grad_norm)
         if hp.target_update == "soft":
             soft_update(self.q_target, self.q, hp.tau)
+            soft_update(self.encoder_target, self.encoder, hp.tau)
         self.trainer.datamodule.update_priorities(batch["index"], td_error)
         return {"loss/value": loss.detach(), "train/q_mean": q.detach().mean()}
 

@@ -16,8 +16,10 @@ from rl_lightning.errors import MAX_LEARNING_RATE, ConfigError, check_range
 
 def soft_update(target: nn.Module, source: nn.Module, tau: float) -> None:
     """Polyak averaging ``target <- (1 - tau) target + tau source`` (one fused call)."""
-    with torch.no_grad():
-        torch._foreach_lerp_(list(target.parameters()), list(source.parameters()), tau)
+    targets = list(target.parameters())
+    if targets:  # a parameter-free module (Flatten) has nothing to average
+        with torch.no_grad():
+            torch._foreach_lerp_(targets, list(source.parameters()), tau)
 
 
 def adam(module: "OffPolicyModule", params, lr: float) -> torch.optim.Adam:
@@ -90,6 +92,12 @@ class OffPolicyModule(RLModule):
     def connect_spec(self, spec) -> None:
         """Check the action space fits the algorithm before building."""
         discrete_wanted = self.action_kind == "discrete"
+        if spec.multi_discrete:
+            raise ConfigError(
+                f"{type(self).__name__} needs {self.action_kind} actions, but {spec.env_id!r} has "
+                f"MultiDiscrete/MultiBinary actions {list(spec.action_nvec)}; use PPO (its multi_categorical "
+                "distribution), or wrap the environment to flatten them into one Discrete action."
+            )
         if spec.discrete != discrete_wanted:
             kind = "discrete" if spec.discrete else "continuous"
             raise ConfigError(

@@ -40,20 +40,30 @@ from rl_lightning.networks.actor import (
     NetworkBuilder,
     StochasticActor,
 )
+from rl_lightning.networks.encoders import EncoderBuilder
 
 Schedule = Literal["constant", "linear"]
 
 
 class PPO(RLModule):
-    """PPO with a clipped objective for discrete (categorical) and continuous (Gaussian or
-    Beta) actions.
+    """PPO with a clipped objective for discrete (categorical), MultiDiscrete/MultiBinary
+    (a categorical per dimension) and continuous (Gaussian or Beta) actions.
 
     Args:
-        actor_net: builder of the policy network ``(in_features, out_features) -> nn.Module``;
-            ``None`` is an MLP (64, 64, tanh) whose output layer is initialized with gain 0.01.
-        critic_net: builder of the value network; ``None`` is an MLP (64, 64, tanh).
+        encoder: builder of the observation encoder ``(observation_shape) -> nn.Module``
+            (``[batch, *shape] -> [batch, features]``), e.g. ``rl_lightning.networks.NatureCNN``;
+            ``None`` is ``Flatten`` (vector observations; refused for images). Actor and critic
+            each get one unless ``share_encoder``.
+        share_encoder: one encoder for actor and critic, trained by the policy and the value
+            loss (as in Nature-style PPO on pixels).
+        actor_net: head of the policy ``(in_features, out_features) -> nn.Module`` over the
+            encoder's features; ``None`` is an MLP (64, 64, tanh) whose output layer is
+            initialized with gain 0.01.
+        critic_net: head of the value function over the encoder's features; ``None`` is an
+            MLP (64, 64, tanh).
         distribution: action distribution: ``auto`` (categorical for discrete actions,
-            normal for continuous), ``categorical``, ``normal`` or ``beta``.
+            multi_categorical for MultiDiscrete/MultiBinary, normal for continuous),
+            ``categorical``, ``multi_categorical``, ``normal`` or ``beta``.
         log_std_init: initial log standard deviation of the normal distribution.
         learning_rate: learning rate of the optimizer (overrides an ``lr`` given to it), in (0, 1].
         lr_schedule: ``linear`` decays the learning rate to zero over ``data.total_frames``.
@@ -77,6 +87,8 @@ class PPO(RLModule):
         actor_net: NetworkBuilder | None = None,
         critic_net: NetworkBuilder | None = None,
         distribution: DistributionName = "auto",
+        encoder: EncoderBuilder | None = None,
+        share_encoder: bool = False,
         log_std_init: float = 0.0,
         learning_rate: float = 3e-4,
         lr_schedule: Schedule = "constant",
@@ -107,7 +119,8 @@ class PPO(RLModule):
         # builders and the optimizer factory are callables: keep them out of the checkpoint's
         # hyperparameters so checkpoints stay loadable with weights_only=True (the run's
         # config.yaml records them)
-        self.save_hyperparameters(ignore=["actor_net", "critic_net", "optimizer"])
+        self.save_hyperparameters(ignore=["actor_net", "critic_net", "optimizer", "encoder"])
+        self.encoder_builder = encoder
         self.actor_builder = actor_net or (lambda i, o: MLP(i, o, output_gain=0.01))
         self.critic_builder = critic_net or MLP
         self.optimizer_factory = optimizer
@@ -117,10 +130,19 @@ class PPO(RLModule):
 
     # --- networks ------------------------------------------------------------------------
     def build(self, spec: EnvSpec) -> None:
-        """Create the actor and critic for ``spec``."""
+        """Create the actor (encoder + head) and the critic (``critic_encoder`` unless the
+        encoder is shared, + head ``critic``) for ``spec``."""
         hp = self.hparams
-        self.actor = StochasticActor(spec, self.actor_builder, hp.distribution, hp.log_std_init)
-        self.critic = self.critic_builder(spec.observation_dim, 1)
+        encoder, features = self.make_encoder(self.encoder_builder)
+        self.actor = StochasticActor(spec, self.actor_builder, hp.distribution, hp.log_std_init, encoder, features)
+        if not hp.share_encoder:
+            self.critic_encoder, features = self.make_encoder(self.encoder_builder)
+        self.critic = self.critic_builder(features, 1)
+
+    def value(self, obs: torch.Tensor) -> torch.Tensor:
+        """The critic's value of a batch of (preprocessed) observations, ``[*batch, 1]``."""
+        encoder = self.actor.encoder if self.hparams.share_encoder else self.critic_encoder
+        return self.critic(self.encode(encoder, obs))
 
     def setup(self, stage: str) -> None:
         """Build and connect (see :class:`RLModule`); a minibatch cannot exceed the collected batch."""
@@ -196,16 +218,16 @@ class PPO(RLModule):
         if len(self.spec.observation_shape) == 1:
             # flat vectors: one critic call over both, as before (a smaller call can differ in
             # the last bits, and vector results stay bit-identical); the cost is an MLP's
-            value, next_value = self.critic(torch.cat([obs, self.preprocess(batch["next", "observation"])])).chunk(2)
+            value, next_value = self.value(torch.cat([obs, self.preprocess(batch["next", "observation"])])).chunk(2)
         else:
-            value = self.critic(obs)
+            value = self.value(obs)
             # the value after step t is the value of step t + 1 unless step t ended an episode
             # (its next observation is the final one) or is the batch's last: only those take a
             # critic call on next observations (with a CNN critic, half the cost of all of them)
             fresh = batch["next", "done"].squeeze(-1).clone()
             fresh[:, -1] = True
             next_value = torch.cat([value[:, 1:], value[:, -1:]], 1)
-            next_value[fresh] = self.critic(self.preprocess(batch["next", "observation"][fresh]))
+            next_value[fresh] = self.value(self.preprocess(batch["next", "observation"][fresh]))
         advantage, target = vec_generalized_advantage_estimate(
             hp.gamma,
             hp.gae_lambda,
@@ -247,7 +269,13 @@ class PPO(RLModule):
             approx KL, clip fraction]``.
         """
         hp = self.hparams
-        dist = self.actor.dist(mb["obs"])
+        if hp.share_encoder:  # encode once for policy and value
+            features = self.actor.encode(mb["obs"])
+            dist = self.actor.dist_from_features(features)
+            value = self.critic(features).squeeze(-1)
+        else:
+            dist = self.actor.dist(mb["obs"])
+            value = self.value(mb["obs"]).squeeze(-1)
         log_ratio = dist.log_prob(mb["action"]) - mb["log_prob"]
         ratio = log_ratio.exp()
         advantage = mb["advantage"]
@@ -255,7 +283,6 @@ class PPO(RLModule):
             advantage = (advantage - advantage.mean()) / (advantage.std() + 1e-8)
         clip = self._clip_range()
         policy_loss = -torch.min(ratio * advantage, ratio.clamp(1 - clip, 1 + clip) * advantage).mean()
-        value = self.critic(mb["obs"]).squeeze(-1)
         if hp.value_clip is not None:
             value = mb["value"] + (value - mb["value"]).clamp(-hp.value_clip, hp.value_clip)
         value_loss = F.mse_loss(value, mb["target"])

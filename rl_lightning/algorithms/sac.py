@@ -35,6 +35,7 @@ from rl_lightning.envs import EnvSpec
 from rl_lightning.errors import ConfigError, check_range
 from rl_lightning.networks import MLP
 from rl_lightning.networks.actor import NetworkBuilder
+from rl_lightning.networks.encoders import EncoderBuilder
 
 
 def _default_net(i: int, o: int) -> nn.Module:
@@ -42,15 +43,15 @@ def _default_net(i: int, o: int) -> nn.Module:
 
 
 class TwinQ(nn.Module):
-    """Two Q networks over (observation, action)."""
+    """Two Q heads over (features of the observation, action)."""
 
-    def __init__(self, builder: NetworkBuilder, obs_dim: int, act_dim: int) -> None:
+    def __init__(self, builder: NetworkBuilder, in_features: int, act_dim: int) -> None:
         super().__init__()
-        self.q1 = builder(obs_dim + act_dim, 1)
-        self.q2 = builder(obs_dim + act_dim, 1)
+        self.q1 = builder(in_features + act_dim, 1)
+        self.q2 = builder(in_features + act_dim, 1)
 
-    def forward(self, obs: torch.Tensor, action: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        x = torch.cat([obs, action], -1)
+    def forward(self, features: torch.Tensor, action: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x = torch.cat([features, action], -1)
         return self.q1(x).squeeze(-1).float(), self.q2(x).squeeze(-1).float()
 
 
@@ -58,9 +59,15 @@ class SAC(OffPolicyModule):
     """SAC for continuous actions.
 
     Args:
-        actor_net: builder of the actor ``(in_features, 2 * action_dim) -> nn.Module`` (mean
-            and log std); ``None`` is an MLP (256, 256, ReLU).
-        critic_net: builder of each Q network ``(obs_dim + action_dim, 1)``.
+        actor_net: head of the actor ``(in_features, 2 * action_dim) -> nn.Module`` (mean and
+            log std) over the encoder's features; ``None`` is an MLP (256, 256, ReLU).
+        critic_net: head of each Q network ``(features + action_dim, 1)``.
+        encoder: builder of the observation encoder ``(observation_shape) -> nn.Module``
+            (``[batch, *shape] -> [batch, features]``), e.g. ``rl_lightning.networks.NatureCNN``;
+            ``None`` is ``Flatten`` (vector observations; refused for images). The twin critics
+            share one encoder (trained by the critic loss); the actor gets its own.
+        share_encoder: the actor reads the critic encoder's features, detached (trained by the
+            critic loss only, as in DrQ), instead of having its own encoder.
         learning_rate: learning rate of the actor, critics and temperature, in (0, 1].
         lr_schedule: ``linear`` decays the learning rate to zero over ``data.total_frames``.
         adam_eps: Adam's epsilon (a larger value, e.g. 1e-5, damps steps on parameters with tiny gradients).
@@ -89,6 +96,8 @@ class SAC(OffPolicyModule):
         target_entropy: float | None = None,
         log_std_min: float = -20.0,
         log_std_max: float = 2.0,
+        encoder: EncoderBuilder | None = None,
+        share_encoder: bool = False,
     ) -> None:
         super().__init__()
         check_common(learning_rate, adam_eps, gamma, tau)
@@ -100,23 +109,36 @@ class SAC(OffPolicyModule):
             raise ConfigError(
                 f"model.log_std_min ({log_std_min}) must be below model.log_std_max ({log_std_max})."
             )
-        self.save_hyperparameters(ignore=["actor_net", "critic_net"])
+        self.save_hyperparameters(ignore=["actor_net", "critic_net", "encoder"])
+        self.encoder_builder = encoder
         self.actor_builder = actor_net or _default_net
         self.critic_builder = critic_net or _default_net
         self.log_alpha = nn.Parameter(torch.tensor(math.log(init_alpha)), requires_grad=learn_alpha)
 
     def build(self, spec: EnvSpec) -> None:
-        """Actor, twin critics and their targets."""
-        self.actor = self.actor_builder(spec.observation_dim, 2 * spec.action_dim)
-        self.critic = TwinQ(self.critic_builder, spec.observation_dim, spec.action_dim)
+        """Actor (encoder + head), twin critics (one encoder + two heads) and their targets."""
+        if not self.hparams.share_encoder:
+            self.actor_encoder, features = self.make_encoder(self.encoder_builder)
+        self.critic_encoder, critic_features = self.make_encoder(self.encoder_builder)
+        self.actor = self.actor_builder(features if not self.hparams.share_encoder else critic_features,
+                                        2 * spec.action_dim)
+        self.critic = TwinQ(self.critic_builder, critic_features, spec.action_dim)
+        self.critic_encoder_target = frozen_copy(self.critic_encoder)
         self.critic_target = frozen_copy(self.critic)
         self.target_entropy = self.hparams.target_entropy if self.hparams.target_entropy is not None else -float(spec.action_dim)
 
+    def actor_features(self, obs: torch.Tensor) -> torch.Tensor:
+        """The actor's input: its encoder's features, or the critic encoder's detached."""
+        if self.hparams.share_encoder:
+            return self.encode(self.critic_encoder, obs).detach()
+        return self.encode(self.actor_encoder, obs)
+
     def sample(
-        self, obs: torch.Tensor, deterministic: bool = False, with_log_prob: bool = True
+        self, features: torch.Tensor, deterministic: bool = False, with_log_prob: bool = True
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Squashed actions in [-1, 1] and their log-probabilities (``None`` unless asked)."""
-        mean, log_std = self.actor(obs).float().chunk(2, -1)  # float32 also under mixed precision
+        """Squashed actions in [-1, 1] and their log-probabilities (``None`` unless asked), from
+        the actor's features (:meth:`actor_features`)."""
+        mean, log_std = self.actor(features).float().chunk(2, -1)  # float32 also under mixed precision
         if deterministic:
             return torch.tanh(mean), (torch.zeros(mean.shape[:-1], device=mean.device) if with_log_prob else None)
         log_std = log_std.clamp(self.hparams.log_std_min, self.hparams.log_std_max)
@@ -132,15 +154,16 @@ class SAC(OffPolicyModule):
 
     def act(self, obs: torch.Tensor, deterministic: bool = False) -> dict[str, torch.Tensor]:
         """Actions in [-1, 1] (``action``) and in the environment's bounds (``env_action``)."""
-        action, _ = self.sample(self.preprocess(obs), deterministic, with_log_prob=False)
+        action, _ = self.sample(self.actor_features(self.preprocess(obs)), deterministic, with_log_prob=False)
         return {"action": action, "env_action": self.spec.scale_action(action)}
 
     def configure_optimizers(self):
         """Adam for the critics, the actor and the temperature."""
         lr = self.hparams.learning_rate
+        actor = [] if self.hparams.share_encoder else list(self.actor_encoder.parameters())
         return [
-            adam(self, self.critic.parameters(), lr),
-            adam(self, self.actor.parameters(), lr),
+            adam(self, [*self.critic_encoder.parameters(), *self.critic.parameters()], lr),
+            adam(self, [*actor, *self.actor.parameters()], lr),
             adam(self, [self.log_alpha], lr),
         ]
 
@@ -150,18 +173,20 @@ class SAC(OffPolicyModule):
         obs, next_obs = self.preprocess(batch["observation"]), self.preprocess(batch["next_observation"])
         alpha = self.log_alpha.exp().detach()
         with torch.no_grad():
-            next_action, next_log_prob = self.sample(next_obs)
-            next_q = torch.min(*self.critic_target(next_obs, next_action)) - alpha * next_log_prob
+            next_action, next_log_prob = self.sample(self.actor_features(next_obs))
+            next_q = torch.min(*self.critic_target(self.encode(self.critic_encoder_target, next_obs), next_action)) - alpha * next_log_prob
             target = batch["reward"] + batch["discount"] * (1.0 - batch["terminated"]) * next_q
-        q1, q2 = self.critic(obs, batch["action"])
+        features = self.encode(self.critic_encoder, obs)
+        q1, q2 = self.critic(features, batch["action"])
         weight = batch["weight"]
         critic_loss = 0.5 * (weight * ((q1 - target).pow(2) + (q2 - target).pow(2))).mean()
         self.optimize(critic_opt, critic_loss)
         self.trainer.datamodule.update_priorities(batch["index"], (q1 - target).detach())
 
-        action, log_prob = self.sample(obs)
+        actor_in = features.detach() if self.hparams.share_encoder else self.encode(self.actor_encoder, obs)
+        action, log_prob = self.sample(actor_in)
         self.critic.requires_grad_(False)  # the actor's gradient flows through the action only
-        actor_loss = (alpha * log_prob - torch.min(*self.critic(obs, action))).mean()
+        actor_loss = (alpha * log_prob - torch.min(*self.critic(features.detach(), action))).mean()
         self.optimize(actor_opt, actor_loss)
         self.critic.requires_grad_(True)
 
@@ -169,5 +194,6 @@ class SAC(OffPolicyModule):
         if self.hparams.learn_alpha:
             self.optimize(alpha_opt, alpha_loss)
         soft_update(self.critic_target, self.critic, self.hparams.tau)
+        soft_update(self.critic_encoder_target, self.critic_encoder, self.hparams.tau)
         return {"loss/value": critic_loss.detach(), "loss/policy": actor_loss.detach(),
                       "loss/alpha": alpha_loss.detach(), "train/alpha": alpha, "train/entropy": -log_prob.detach().mean()}

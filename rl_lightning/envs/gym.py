@@ -36,11 +36,16 @@ class EnvSpec:
         observation_shape: shape of one observation.
         observation_dtype: NumPy dtype name of observations as the networks receive them
             (``float32`` for every float space; integer spaces such as ``uint8`` frames keep theirs).
-        discrete: whether actions are integers in ``[0, n_actions)``.
-        n_actions: number of discrete actions (0 for continuous actions).
-        action_shape: shape of one continuous action (``()`` for discrete actions).
+        discrete: whether actions are integers: in ``[0, n_actions)`` (``Discrete``), or one
+            integer per dimension (``MultiDiscrete`` / ``MultiBinary``, see ``action_nvec``).
+        n_actions: number of discrete actions; for MultiDiscrete the total over dimensions
+            (the number of logits); 0 for continuous actions.
+        action_shape: shape of one continuous or MultiDiscrete/MultiBinary action (``()`` for
+            ``Discrete``).
         action_low: lower bounds of continuous actions, flattened.
         action_high: upper bounds of continuous actions, flattened.
+        action_nvec: choices of each dimension of a MultiDiscrete (or MultiBinary: 2 each)
+            action, flattened; ``()`` for other spaces.
     """
 
     env_id: str
@@ -51,6 +56,12 @@ class EnvSpec:
     action_low: tuple[float, ...] = ()
     action_high: tuple[float, ...] = ()
     observation_dtype: str = "float32"
+    action_nvec: tuple[int, ...] = ()
+
+    @property
+    def multi_discrete(self) -> bool:
+        """Whether actions are MultiDiscrete or MultiBinary (one integer per dimension)."""
+        return bool(self.action_nvec)
 
     @property
     def observation_dim(self) -> int:
@@ -85,14 +96,39 @@ class EnvSpec:
                 action_low=tuple(float(x) for x in act_space.low.ravel()),
                 action_high=tuple(float(x) for x in act_space.high.ravel()),
             )
+        if isinstance(act_space, (gym.spaces.MultiDiscrete, gym.spaces.MultiBinary)):
+            if isinstance(act_space, gym.spaces.MultiBinary):
+                nvec = np.full(act_space.shape, 2, dtype=np.int64)
+            else:
+                nvec = np.asarray(act_space.nvec)
+                if np.any(act_space.start != 0):
+                    raise EnvError(
+                        f"env_id {env_id!r}: MultiDiscrete actions with a nonzero start ({act_space.start}) "
+                        "are not supported; wrap the environment to shift them to start at 0."
+                    )
+            return cls(
+                env_id,
+                tuple(obs_space.shape),
+                True,
+                n_actions=int(nvec.sum()),
+                action_shape=tuple(act_space.shape),
+                observation_dtype=dtype,
+                action_nvec=tuple(int(n) for n in nvec.ravel()),
+            )
         raise EnvError(
             f"env_id {env_id!r}: action space {act_space} is not supported "
-            "(supported: Discrete, Box)."
+            "(supported: Discrete, Box, MultiDiscrete, MultiBinary; wrap the environment to "
+            "produce one of them)."
         )
 
     def describe(self) -> str:
         """One line for messages, e.g. ``CartPole-v1 (observations (4,), 2 discrete actions)``."""
-        actions = f"{self.n_actions} discrete actions" if self.discrete else f"continuous actions {self.action_shape}"
+        if self.multi_discrete:
+            actions = f"MultiDiscrete actions {list(self.action_nvec)}"
+        elif self.discrete:
+            actions = f"{self.n_actions} discrete actions"
+        else:
+            actions = f"continuous actions {self.action_shape}"
         dtype = "" if self.observation_dtype == "float32" else f" {self.observation_dtype}"
         return f"{self.env_id} (observations {self.observation_shape}{dtype}, {actions})"
 
@@ -109,6 +145,10 @@ class EnvSpec:
         values in [-1, 1]; ``env_action`` as the environment takes it)."""
         import torch
 
+        if self.multi_discrete:
+            nvec = torch.tensor(self.action_nvec)
+            action = (torch.rand(n, len(self.action_nvec)) * nvec).long().minimum(nvec - 1)
+            return {"action": action, "env_action": action.reshape(n, *self.action_shape)}
         if self.discrete:
             action = torch.randint(self.n_actions, (n,))
             return {"action": action, "env_action": action}
