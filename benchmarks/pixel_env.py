@@ -23,11 +23,13 @@ class SyntheticPixels(gym.Env):
     Args:
         frame_shape: shape of one observation.
         pool: number of distinct frames the environment cycles through.
+        render_mode: accepted for gymnasium's interface; nothing is rendered.
     """
 
     metadata = {"render_modes": []}
 
-    def __init__(self, frame_shape: tuple[int, ...] = (4, 84, 84), pool: int = POOL) -> None:
+    def __init__(self, frame_shape: tuple[int, ...] = (4, 84, 84), pool: int = POOL, render_mode: str | None = None) -> None:
+        self.render_mode = render_mode
         self.observation_space = gym.spaces.Box(0, 255, frame_shape, np.uint8)
         self.action_space = gym.spaces.Discrete(6)
         self._frames = np.random.default_rng(0).integers(0, 256, (pool, *frame_shape), dtype=np.uint8)

@@ -77,7 +77,7 @@ def rl_lightning_command(algo: str, h: dict, env: str, seed: int, batches: int, 
               "--data.env_id", ENVS[env], "--data.num_envs", str(h["envs"]),
               "--data.frames_per_batch", str(frames), "--data.total_frames", str(frames * batches),
               "--model.encoder", "rl_lightning.networks.NatureCNN",
-              "--evaluation.every_frames", "0", "--evaluation.episodes", "0",
+              "--evaluation.every_frames", "0", "--evaluation.episodes", "1",
               "--progress_bar.refresh_rate", "0", "--experiments_dir", tmp, "--experiment", "bench"]
     if env == "carracing":
         common += ["--data.wrappers", json.dumps(CARRACING_WRAPPERS), "--data.env_kwargs", '{"continuous": false}']
