@@ -200,3 +200,40 @@ def test_compact_replay_resumes_exactly_and_learns_like_plain_replay(in_tmp, mon
     assert test_resume.metric_rows(compact) == test_resume.metric_rows(plain)
     ckpt = torch.load(compact / "checkpoints" / "last.ckpt", weights_only=True)
     assert ckpt[key]["compact_observations"] is True
+
+
+def test_uint8_frames_reach_the_replay_buffer_and_evaluation_as_uint8():
+    """A pixel env end to end through the data module: uint8 rows, compact storage chosen
+    automatically, uint8 next observations in sampled minibatches; ``evaluate`` hands the
+    module uint8 frames too (networks convert them)."""
+    from types import SimpleNamespace
+
+    import tests.helpers.image_envs  # noqa: F401  (registers PixelChoice-v0)
+    from rl_lightning.callbacks.evaluation import evaluate
+
+    dm = ReplayDataModule("tests.helpers.image_envs:PixelChoice-v0", num_envs=2, frames_per_batch=8, buffer_size=64,
+                          batch_size=8, init_random_frames=0, total_frames=1000, env_kwargs={"channels": 4})
+    spec = dm.env_spec
+    assert spec.observation_dtype == "uint8"
+    dm.connect(SimpleNamespace(hparams=SimpleNamespace(gamma=0.99), spec=spec,
+                               collect_policy=lambda obs: spec.random_actions(obs.shape[0])))
+    for _ in range(3):
+        dm.add(dm.collector.rollout())
+    assert dm.compact is not None
+    assert dm.buffer.storage.get(torch.arange(4))["observation"].dtype == torch.uint8
+    minibatch = dm.sample_round(2)
+    assert minibatch["observation"].dtype == minibatch["next_observation"].dtype == torch.uint8
+    assert minibatch["next_observation"].shape == (2, 8, 4, 36, 36)
+
+    seen = []
+
+    class Module(torch.nn.Module):
+        device = torch.device("cpu")
+
+        def act(self, obs, deterministic):
+            seen.append(obs.dtype)
+            return {"env_action": torch.zeros(obs.shape[0], dtype=torch.int64)}
+
+    evaluate(Module(), dm.make_env(2), episodes=2, seed=0)
+    assert seen and set(seen) == {torch.uint8}
+    dm.teardown("fit")
