@@ -11,6 +11,8 @@ Use it as ``--data.env_id benchmarks.pixel_env:SyntheticPixels-v0`` from the rep
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import gymnasium as gym
 import numpy as np
 
@@ -26,7 +28,7 @@ class SyntheticPixels(gym.Env):
         render_mode: accepted for gymnasium's interface; nothing is rendered.
     """
 
-    metadata = {"render_modes": []}
+    metadata: ClassVar[dict] = {"render_modes": []}
 
     def __init__(self, frame_shape: tuple[int, ...] = (4, 84, 84), pool: int = POOL, render_mode: str | None = None) -> None:
         self.render_mode = render_mode

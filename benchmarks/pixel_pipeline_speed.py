@@ -101,11 +101,12 @@ def run_rl_lightning(algo: str, h: dict, env: str, seed: int, batches: int, thre
     with tempfile.TemporaryDirectory() as tmp:
         cmd = [sys.executable, "-m", "rl_lightning", "fit",
                *rl_lightning_command(algo, h, env, seed, batches, threads, tmp)]
-        done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+        done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, check=False)
         if done.returncode:
             raise RuntimeError(f"rl_lightning {algo} failed:\n{done.stderr[-3000:]}")
         (metrics,) = Path(tmp, "bench").glob("*/metrics.csv")
-        rows = [r for r in csv.DictReader(open(metrics)) if r.get("time/update_s")]
+        with open(metrics) as f:
+            rows = [r for r in csv.DictReader(f) if r.get("time/update_s")]
     frames = h["envs"] * h["steps"]
     rows = rows[1:] or rows  # the first batch pays for warm-up (and, for DQN, random actions)
     return {"collect_fps": statistics.median(frames / float(r["time/collect_s"]) for r in rows),
@@ -171,7 +172,7 @@ def sb3_worker(algo: str, h: dict, env: str, seed: int, batches: int, threads: i
 def run_sb3(algo: str, h: dict, env: str, seed: int, batches: int, threads: int) -> dict:
     cmd = [sys.executable, __file__, "--worker", "sb3", "--algos", algo, "--env", env, "--seeds", str(seed),
            "--batches", str(batches), "--threads", str(threads), "--settings", json.dumps(h)]
-    done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+    done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, check=False)
     if done.returncode:
         raise RuntimeError(f"SB3 {algo} failed:\n{done.stderr[-3000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -198,7 +199,7 @@ def replay_memory(env: str, capacity: int, envs: int, steps: int) -> dict[str, f
             dm.make_env = lambda n, render_mode=None: _carracing_vector(n)
         spec = dm.env_spec
         dm.connect(SimpleNamespace(hparams=SimpleNamespace(gamma=0.99), spec=spec,
-                                   collect_policy=lambda obs: spec.random_actions(obs.shape[0])))
+                                   collect_policy=lambda obs, spec=spec: spec.random_actions(obs.shape[0])))
         while len(dm.buffer) < capacity:
             dm.add(dm.collector.rollout())
         out["rl_lightning compact" if compact else "rl_lightning plain"] = dm.replay_bytes_per_frame

@@ -222,8 +222,10 @@ class ReplayDataModule(EnvDataModule):
     The first ``init_random_frames`` frames use uniformly random actions and no updates.
     n-step returns (``n_step > 1``) use the algorithm's discount ``gamma``; their windows span
     batch boundaries (:class:`NStepWindow`). On resume, ``num_envs``, ``buffer_size``,
-    ``prioritized``, ``n_step`` (and ``alpha`` of a prioritized buffer) must keep the
-    checkpoint's values; the other options apply (see :meth:`options_fixed_by`).
+    ``prioritized``, ``n_step`` (and ``alpha`` of a prioritized buffer, and
+    ``compact_observations``) must keep the checkpoint's values; the other options apply (see
+    :meth:`options_fixed_by`). The replay memory per transition is logged when the buffer is
+    built (:meth:`memory_line`, :attr:`replay_bytes_per_frame`).
 
     Args:
         env_id: Gymnasium environment id.
@@ -321,7 +323,9 @@ class ReplayDataModule(EnvDataModule):
     ) -> list[str]:
         """As for every data module, plus ``alpha`` of a prioritized buffer (its priorities are
         stored raised to ``alpha``) and ``memmap`` of a buffer saved as a memory-mapped snapshot
-        (read only by a memory-mapped buffer); ``memmap`` may be switched on, and the other
+        (read only by a memory-mapped buffer), and an explicit ``compact_observations`` that
+        differs from the checkpoint's layout (``None`` takes the checkpoint's); ``memmap`` may be
+        switched on, and the other
         options (``batch_size``, ``frames_per_batch``, ``updates_per_batch``, ``beta``, ...)
         apply on resume."""
         fixed = super().options_fixed_by(saved_options, saved_state, options)
@@ -367,6 +371,11 @@ class ReplayDataModule(EnvDataModule):
 
     def _build_buffer(self, compact: bool) -> None:
         """An empty replay buffer (memory-mapped or in RAM; uniform or prioritized)."""
+        if compact and self.buffer_size < self.frames_per_batch:
+            raise ConfigError(
+                f"data.buffer_size ({self.buffer_size}) must hold at least one collected batch (data.frames_per_batch "
+                f"{self.frames_per_batch}) with data.compact_observations: a batch's rows point to each other."
+            )
         if self.memmap:
             # the live files: scratch, rewritten from a checkpoint's snapshot on resume
             root = Path(self.scratch_dir or Path(self.trainer.default_root_dir if self.trainer else ".") / "replay")

@@ -30,7 +30,7 @@ def stream(envs, steps, seed=0, shape=(4, 6, 6)):
 
 
 def batch(s, t0, t1):
-    cut = lambda x: x[:, t0:t1]  # noqa: E731
+    cut = lambda x: x[:, t0:t1]
     return TensorDict({
         "observation": cut(s["obs"]), "action": cut(s["action"]),
         "next": {"observation": cut(s["next_obs"]), "reward": cut(s["reward"]).unsqueeze(-1),
@@ -95,7 +95,7 @@ def test_compact_storage_samples_what_plain_storage_samples(n_step, steps_per_ba
     stored = plain.buffer.storage.get(rows)
     assert torch.equal(compact.compact.next_observation(rows, compact._observations), stored["next_observation"])
     assert compact.buffer.storage.get(rows)["observation"].dtype == torch.uint8
-    assert "next_observation" not in compact.buffer.storage.get(rows).keys()
+    assert "next_observation" not in compact.buffer.storage.get(rows)
 
 
 def test_compact_prioritized_sampling_matches_plain():
