@@ -347,8 +347,7 @@ class ReplayDataModule(EnvDataModule):
         self._agent_policy = agent.collect_policy
         self.spec = agent.spec
         if self.buffer is None:
-            saved = (self._pending_state or {}).get("compact_observations")
-            self._build_buffer(self._resolve_compact(saved, "the checkpoint"))
+            self._build_buffer(self._resolve_compact(_saved_compact(self._pending_state or {}), "the checkpoint"))
             rank_zero_info(self.memory_line())
         self.window = NStepWindow(self.n_step, self.gamma)
         super().connect(agent)
@@ -532,7 +531,8 @@ class ReplayDataModule(EnvDataModule):
             super().load_state_dict(state_dict)
             return
         state_dict = dict(state_dict)
-        saved_compact = state_dict.pop("compact_observations", None)
+        saved_compact = _saved_compact(state_dict)
+        state_dict.pop("compact_observations", None)
         if saved_compact is not None and bool(saved_compact) != (self.compact is not None):
             # the buffer (empty until now) was built before the checkpoint's choice was known
             self._build_buffer(self._resolve_compact(bool(saved_compact), "the checkpoint"))
@@ -581,6 +581,14 @@ class ReplayDataModule(EnvDataModule):
                 "kept): resume from the run's last.ckpt."
             )
         return folder
+
+
+def _saved_compact(state: dict[str, Any]) -> bool | None:
+    """Whether a checkpoint's buffer stores each observation once; buffers of checkpoints
+    written before the option existed are plain; ``None`` when it holds no buffer."""
+    if "compact_observations" in state:
+        return bool(state["compact_observations"])
+    return False if "buffer" in state or "buffer_dir" in state else None
 
 
 def _size(n: float) -> str:

@@ -237,3 +237,16 @@ def test_uint8_frames_reach_the_replay_buffer_and_evaluation_as_uint8():
     evaluate(Module(), dm.make_env(2), episodes=2, seed=0)
     assert seen and set(seen) == {torch.uint8}
     dm.teardown("fit")
+
+
+def test_checkpoints_from_before_the_option_resume_plain_under_auto():
+    envs = 2
+    s = stream(envs, 10)
+    old = module(False, envs)
+    old.add(batch(s, 0, 5))
+    state = old.state_dict()
+    del state["compact_observations"]  # written before data.compact_observations existed
+    auto = module(None, envs)  # uint8 frames: auto would choose compact for a new run
+    assert auto.compact is not None
+    auto.load_state_dict(state)
+    assert auto.compact is None and len(auto.buffer) == 10
