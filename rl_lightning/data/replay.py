@@ -334,7 +334,7 @@ class ReplayDataModule(EnvDataModule):
                 fixed.append(f"data.alpha (checkpoint {saved_options['alpha']!r}, config {options.get('alpha')!r})")
         if isinstance(saved_state, dict) and "buffer_dir" in saved_state and not options.get("memmap"):
             fixed.append(f"data.memmap (checkpoint True, config {options.get('memmap')!r})")
-        saved_compact = saved_state.get("compact_observations") if isinstance(saved_state, dict) else None
+        saved_compact = _saved_compact(saved_state) if isinstance(saved_state, dict) else None
         if options.get("compact_observations") is not None and saved_compact is not None \
                 and bool(saved_compact) != bool(options["compact_observations"]):
             fixed.append(f"data.compact_observations (checkpoint {saved_compact!r}, "
