@@ -53,14 +53,14 @@ class CompactObservations:
 
     # --- writing -------------------------------------------------------------------------
     def _slots(self, obs: torch.Tensor) -> torch.Tensor:
-        """Side-store slots holding ``obs`` (grown by doubling when full)."""
+        """Side-store slots holding ``obs`` (grown by a quarter when full)."""
         count = obs.shape[0]
         if self.side is None:
             self.side = torch.empty((max(count, 16), *obs.shape[1:]), dtype=obs.dtype)
             self._free = list(range(self.side.shape[0]))
         if len(self._free) < count:
             old = self.side.shape[0]
-            grown = max(2 * old, old + count)
+            grown = max(old + old // 4, old + count)  # a quarter more: little allocated and unused
             self.side = torch.cat([self.side, torch.empty((grown - old, *obs.shape[1:]), dtype=obs.dtype)])
             self._free.extend(range(old, grown))
         slots = torch.tensor(self._free[-count:] if count else [], dtype=torch.int64)
@@ -129,11 +129,10 @@ class CompactObservations:
         return out.reshape(*index.shape, *out.shape[1:])
 
     def extra_bytes_per_row(self, length: int) -> float:
-        """Pointers plus the side store's live slots, averaged over ``length`` rows."""
+        """Pointers plus the side store (as allocated), averaged over ``length`` rows."""
         side = 0.0
         if self.side is not None and length:
-            live = int((self.next_slot[:length] >= 0).sum())
-            side = live * self.side[0].numel() * self.side.element_size() / length
+            side = self.side.numel() * self.side.element_size() / length
         return 16.0 + side
 
     # --- state ---------------------------------------------------------------------------
