@@ -7,6 +7,11 @@ target, episodes of 100-300 steps (terminated). Frames come from a fixed pool of
 images, chosen by the step count, so stepping is one index and no copy of a rendered frame.
 
 Use it as ``--data.env_id benchmarks.pixel_env:SyntheticPixels-v0`` from the repository root.
+
+``CarRacingPixels-v0``: CarRacing-v3 (discrete actions; Box2D) through gymnasium's
+GrayscaleObservation, ResizeObservation (84, 84) and FrameStackObservation (4): the same
+``uint8 (4, 84, 84)`` observations from a real simulator, as one registered id so both sides of
+a benchmark build the identical environment.
 """
 
 from __future__ import annotations
@@ -51,4 +56,13 @@ class SyntheticPixels(gym.Env):
         return frame, reward, self._t >= self._length, False, {}
 
 
+def car_racing_pixels(render_mode: str | None = None) -> gym.Env:
+    """CarRacing-v3 with discrete actions in grey 84x84, 4 frames stacked."""
+    env = gym.make("CarRacing-v3", continuous=False, render_mode=render_mode)
+    env = gym.wrappers.GrayscaleObservation(env)
+    env = gym.wrappers.ResizeObservation(env, (84, 84))
+    return gym.wrappers.FrameStackObservation(env, 4)
+
+
 gym.register("SyntheticPixels-v0", entry_point=SyntheticPixels)
+gym.register("CarRacingPixels-v0", entry_point=car_racing_pixels)

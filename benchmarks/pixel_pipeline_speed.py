@@ -13,7 +13,8 @@ features extractor is the same network) with the same heads, batch shapes and up
 
 Environments: ``synthetic`` is ``benchmarks/pixel_env.py`` (stepping costs ~nothing, so the
 figures are framework + network cost); ``carracing`` is CarRacing-v3 (Box2D) through
-gymnasium's GrayscaleObservation, ResizeObservation (84, 84) and FrameStackObservation (4).
+gymnasium's GrayscaleObservation, ResizeObservation (84, 84) and FrameStackObservation (4)
+(``CarRacingPixels-v0`` in ``benchmarks/pixel_env.py``, one id for both sides).
 
 Each run is its own process with one torch thread (``--threads``), the methods alternating per
 seed. rl_lightning runs ``python -m rl_lightning fit`` and reads ``time/collect_s`` and
@@ -44,7 +45,7 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-ENVS = {"synthetic": "benchmarks.pixel_env:SyntheticPixels-v0", "carracing": "CarRacing-v3"}
+ENVS = {"synthetic": "benchmarks.pixel_env:SyntheticPixels-v0", "carracing": "benchmarks.pixel_env:CarRacingPixels-v0"}
 #: per algorithm: envs, steps per env per batch, and the update settings
 SETTINGS = {
     "ppo": {"envs": 8, "steps": 128, "epochs": 4, "minibatch": 256},
@@ -57,17 +58,12 @@ QUICK = {
 
 
 def make_env(name: str):
-    """One environment: the synthetic one, or CarRacing-v3 in grey 84x84, 4 frames stacked."""
+    """One environment of ``ENVS[name]`` (both registered by ``benchmarks/pixel_env.py``)."""
     import gymnasium as gym
 
-    if name == "synthetic":
-        import benchmarks.pixel_env  # noqa: F401  (registers SyntheticPixels-v0)
+    import benchmarks.pixel_env  # noqa: F401  (registers the ids)
 
-        return gym.make("SyntheticPixels-v0")
-    env = gym.make("CarRacing-v3", continuous=False)
-    env = gym.wrappers.GrayscaleObservation(env)
-    env = gym.wrappers.ResizeObservation(env, (84, 84))
-    return gym.wrappers.FrameStackObservation(env, 4)
+    return gym.make(ENVS[name].split(":")[1])
 
 
 # --- rl_lightning ------------------------------------------------------------------------------
@@ -79,22 +75,12 @@ def rl_lightning_command(algo: str, h: dict, env: str, seed: int, batches: int, 
               "--model.encoder", "rl_lightning.networks.NatureCNN",
               "--evaluation.every_frames", "0", "--evaluation.episodes", "1",
               "--progress_bar.refresh_rate", "0", "--experiments_dir", tmp, "--experiment", "bench"]
-    if env == "carracing":
-        common += ["--data.wrappers", json.dumps(CARRACING_WRAPPERS), "--data.env_kwargs", '{"continuous": false}']
     if algo == "ppo":
         return ["--config", "configs/ppo.yaml", *common, "--model.share_encoder", "true",
                 "--model.epochs", str(h["epochs"]), "--model.minibatch_size", str(h["minibatch"])]
     return ["--config", "configs/dqn.yaml", *common, "--data.updates_per_batch", str(h["updates"]),
             "--data.batch_size", str(h["batch"]), "--data.buffer_size", str(h["buffer"]),
             "--data.init_random_frames", str(frames)]
-
-
-#: gymnasium wrappers for CarRacing, as the data module's ``wrappers`` option takes them
-CARRACING_WRAPPERS = [
-    {"class_path": "gymnasium.wrappers.GrayscaleObservation"},
-    {"class_path": "gymnasium.wrappers.ResizeObservation", "init_args": {"shape": [84, 84]}},
-    {"class_path": "gymnasium.wrappers.FrameStackObservation", "init_args": {"stack_size": 4}},
-]
 
 
 def run_rl_lightning(algo: str, h: dict, env: str, seed: int, batches: int, threads: int) -> dict:
@@ -193,10 +179,7 @@ def replay_memory(env: str, capacity: int, envs: int, steps: int) -> dict[str, f
     for compact in (False, True):
         dm = ReplayDataModule(ENVS[env], num_envs=envs, frames_per_batch=envs * steps, buffer_size=capacity,
                               batch_size=min(32, capacity), init_random_frames=0, total_frames=10 * capacity,
-                              compact_observations=compact,
-                              env_kwargs={"continuous": False} if env == "carracing" else None)
-        if env == "carracing":
-            dm.make_env = lambda n, render_mode=None: _carracing_vector(n)
+                              compact_observations=compact)
         spec = dm.env_spec
         dm.connect(SimpleNamespace(hparams=SimpleNamespace(gamma=0.99), spec=spec,
                                    collect_policy=lambda obs, spec=spec: spec.random_actions(obs.shape[0])))
@@ -212,13 +195,6 @@ def replay_memory(env: str, capacity: int, envs: int, steps: int) -> dict[str, f
         out["sb3 optimize_memory_usage" if optimize else "sb3 plain"] = sum(a.nbytes for a in arrays) / capacity
     probe.close()
     return out
-
-
-def _carracing_vector(n: int):
-    import gymnasium as gym
-
-    return gym.vector.SyncVectorEnv([lambda: make_env("carracing") for _ in range(n)],
-                                    autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
 
 
 def main(argv: list[str] | None = None) -> dict:
