@@ -56,7 +56,7 @@ class CompactObservations:
         """Side-store slots holding ``obs`` (grown by a quarter when full)."""
         count = obs.shape[0]
         if self.side is None:
-            self.side = torch.empty((max(count, 16), *obs.shape[1:]), dtype=obs.dtype)
+            self.side = torch.empty((count, *obs.shape[1:]), dtype=obs.dtype)
             self._free = list(range(self.side.shape[0]))
         if len(self._free) < count:
             old = self.side.shape[0]
