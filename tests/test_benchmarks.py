@@ -57,3 +57,21 @@ def test_log_benchmark_times_the_shipped_log_metrics(monkeypatch, capsys):
     bench.main()
     assert calls.count("bench/m0") == 3  # the timed calls (15 scalars), beside the module's own
     assert "ratio self.log_dict / log_metrics" in capsys.readouterr().out
+
+
+def test_pixel_benchmark_quick_mode_runs_both_sides_and_measures_replay_memory(capsys):
+    """rl_lightning (the shipped CLI with the Nature CNN on uint8 frames) and SB3's CnnPolicy
+    for PPO and DQN; replay bytes per transition of both layouts against SB3's buffers."""
+    pytest.importorskip("stable_baselines3")
+    bench = load("pixel_pipeline_speed")
+    out = bench.main(["--quick"])
+    assert set(out["speed"]) == {f"{a} {m}" for a in ("ppo", "dqn") for m in ("rl_lightning", "sb3")}
+    assert all(v > 0 for row in out["speed"].values() for v in row.values())
+    memory = out["memory"]
+    frame = 4 * 84 * 84
+    assert memory["rl_lightning plain"] == pytest.approx(2 * frame, rel=0.02)
+    assert memory["sb3 plain"] == pytest.approx(2 * frame, rel=0.02)
+    assert memory["sb3 optimize_memory_usage"] == pytest.approx(frame, rel=0.02)
+    assert memory["rl_lightning compact"] < 0.6 * memory["rl_lightning plain"]
+    printed = capsys.readouterr().out
+    assert "ratio rl/sb3" in printed and "Replay memory per stored transition" in printed

@@ -219,11 +219,22 @@ class PPO(RLModule):
         """
         hp = self.hparams
         obs = self.preprocess(batch["observation"])
-        next_obs = self.preprocess(batch["next", "observation"])
+        if len(self.spec.observation_shape) == 1:
+            # flat vectors: one critic call over both, as before (a smaller call can differ in
+            # the last bits, and vector results stay bit-identical); the cost is an MLP's
+            value, next_value = self.value(torch.cat([obs, self.preprocess(batch["next", "observation"])])).chunk(2)
+        else:
+            value = self.value(obs)
+            # the value after step t is the value of step t + 1 unless step t ended an episode
+            # (its next observation is the final one) or is the batch's last: only those take a
+            # critic call on next observations (with a CNN critic, half the cost of all of them)
+            fresh = batch["next", "done"].squeeze(-1).clone()
+            fresh[:, -1] = True
+            next_value = torch.cat([value[:, 1:], value[:, -1:]], 1)
+            next_value[fresh] = self.value(self.preprocess(batch["next", "observation"][fresh]))
+        # the statistics move only now: this batch was normalized with the ones it was collected with
         self.observe_batch(batch)
         reward = batch["next", "reward"] if self.normalizer is None else self.normalizer.rewards(batch["next", "reward"])
-        values = self.value(torch.cat([obs, next_obs]))
-        value, next_value = values.chunk(2)
         advantage, target = vec_generalized_advantage_estimate(
             hp.gamma,
             hp.gae_lambda,

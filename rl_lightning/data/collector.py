@@ -69,6 +69,10 @@ class VectorCollector(BaseCollector):
         self.episodes = 0
         self.collect_seconds = 0.0
         self.seed = seed
+        #: dtype observations are kept in (batches, running episodes, replay rows, checkpoints):
+        #: float spaces become float32, integer spaces (such as uint8 frames) keep theirs, so an
+        #: image is not stored 4x larger; networks convert it (see ``EnvSpec.observation_dtype``)
+        self.observation_dtype = observation_torch_dtype(env.single_observation_space)
         self._obs: torch.Tensor | None = None
         self._ep_return = np.zeros(self.num_envs)
         self._ep_length = np.zeros(self.num_envs, dtype=np.int64)
@@ -127,7 +131,7 @@ class VectorCollector(BaseCollector):
         running = state_dict.get("running")
         if exact and running is not None and running["env"]["exact"]:
             restore_vector(self.env, running["env"])
-            self._obs = running["obs"].clone()
+            self._obs = running["obs"].to(self.observation_dtype).clone()
             self._ep_return = running["ep_return"].numpy().copy()
             self._ep_length = running["ep_length"].numpy().copy()
             self._pending_rng = state_dict.get("rng")
@@ -142,7 +146,7 @@ class VectorCollector(BaseCollector):
     # --- collection -------------------------------------------------------------------
     def _reset(self) -> None:
         obs, _ = self.env.reset(seed=self.seed)
-        self._obs = torch.as_tensor(obs, dtype=torch.float32)
+        self._obs = torch.as_tensor(obs, dtype=self.observation_dtype)
         self._ep_return[:] = 0.0
         self._ep_length[:] = 0
 
@@ -167,13 +171,13 @@ class VectorCollector(BaseCollector):
             out = self.policy(obs)
             next_obs, reward, term, trunc, info = self.env.step(out.pop("env_action").numpy())
             done = term | trunc
-            self._obs = torch.as_tensor(next_obs, dtype=torch.float32)
+            self._obs = torch.as_tensor(next_obs, dtype=self.observation_dtype)
             if done.any():
                 next_obs = next_obs.copy()
                 for i in np.flatnonzero(done):
                     next_obs[i] = info["final_obs"][i]
             observations.append(obs)
-            next_observations.append(torch.as_tensor(next_obs, dtype=torch.float32))
+            next_observations.append(torch.as_tensor(next_obs, dtype=self.observation_dtype))
             outputs.append(out)
             rewards[t] = reward
             terminated[t] = term
@@ -203,6 +207,16 @@ class VectorCollector(BaseCollector):
             self.episodes += int(done.sum())
             self._ep_return[done] = 0.0
             self._ep_length[done] = 0
+
+
+def observation_torch_dtype(space: gym.Space) -> torch.dtype:
+    """The torch dtype observations of ``space`` are kept in: ``float32`` for float (and
+    dtype-less) spaces, the space's own dtype otherwise (``uint8`` frames stay ``uint8``);
+    the same rule as ``EnvSpec.observation_dtype``."""
+    dtype = np.dtype(getattr(space, "dtype", None) or np.float32)
+    if dtype.kind == "f":
+        return torch.float32
+    return torch.from_numpy(np.zeros(0, dtype=dtype)).dtype
 
 
 def _get_rng() -> dict[str, Any]:

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import torch
+from lightning.pytorch.utilities import rank_zero_info
 from tensordict import TensorDict
 from torch.utils.data import DataLoader, IterableDataset
 from torchrl.data import (
@@ -25,8 +26,10 @@ from rl_lightning.data.base import (
     EnvDataModule,
     identity_collate,
 )
+from rl_lightning.data.compact import CompactObservations, bytes_per_row
 from rl_lightning.data.prioritized import PrioritizedSampler
 from rl_lightning.data.replay_state import (
+    COMPACT_KEYS,
     KEYS,
     buffer_state,
     from_torchrl_state,
@@ -61,7 +64,7 @@ def n_step_transitions(batch: TensorDict, n: int, gamma: float) -> dict[str, tor
             "terminated": flat(batch["next", "terminated"].squeeze(-1)).float(),
             "discount": torch.full((batch.numel(),), gamma),
         }
-    return {key: flat(value) for key, value in _windows(_steps(batch), n, gamma).items()}
+    return {key: flat(value) for key, value in _windows(_steps(batch), n, gamma).items() if key in KEYS}
 
 
 #: The per-step entries n-step windows are computed from (``[envs, steps, ...]``).
@@ -90,6 +93,8 @@ def _windows(steps: dict[str, torch.Tensor], n: int, gamma: float) -> dict[str, 
     out_term = torch.zeros_like(terminated)
     out_discount = torch.ones_like(reward)
     alive = torch.ones_like(done)  # still accumulating (no episode end yet within the window)
+    out_steps = torch.zeros(reward.shape, dtype=torch.int64)
+    out_ends = torch.zeros_like(done)
     for k in range(n):
         idx = torch.arange(length) + k
         valid = idx < length
@@ -99,6 +104,8 @@ def _windows(steps: dict[str, torch.Tensor], n: int, gamma: float) -> dict[str, 
         out_next = torch.where(take.view(envs, length, *([1] * (next_obs.dim() - 2))), next_obs[:, idx], out_next)
         out_term = torch.where(take, terminated[:, idx], out_term)
         out_discount = torch.where(take, out_discount * gamma, out_discount)
+        out_steps += take
+        out_ends |= take & done[:, idx]
         alive = take & ~done[:, idx]
     return {
         "observation": steps["observation"],
@@ -107,6 +114,9 @@ def _windows(steps: dict[str, torch.Tensor], n: int, gamma: float) -> dict[str, 
         "next_observation": out_next,
         "terminated": out_term.float(),
         "discount": out_discount,
+        # where the next observation is (compact storage): steps taken, window ended an episode
+        "steps": out_steps,
+        "ends": out_ends,
     }
 
 
@@ -132,7 +142,10 @@ class NStepWindow:
     def __call__(self, batch: TensorDict) -> dict[str, torch.Tensor]:
         """The transitions (flattened) whose windows this batch completes."""
         if self.n == 1:
-            return n_step_transitions(batch, 1, self.gamma)
+            out = n_step_transitions(batch, 1, self.gamma)
+            out["steps"] = torch.ones(batch.numel(), dtype=torch.int64)
+            out["ends"] = batch["next", "done"].reshape(-1)
+            return out
         steps = _steps(batch)
         if self.pending is not None:
             steps = {key: torch.cat([self.pending[key], value], 1) for key, value in steps.items()}
@@ -214,8 +227,10 @@ class ReplayDataModule(EnvDataModule):
     The first ``init_random_frames`` frames use uniformly random actions and no updates.
     n-step returns (``n_step > 1``) use the algorithm's discount ``gamma``; their windows span
     batch boundaries (:class:`NStepWindow`). On resume, ``num_envs``, ``buffer_size``,
-    ``prioritized``, ``n_step`` (and ``alpha`` of a prioritized buffer) must keep the
-    checkpoint's values; the other options apply (see :meth:`options_fixed_by`).
+    ``prioritized``, ``n_step`` (and ``alpha`` of a prioritized buffer, and
+    ``compact_observations``) must keep the checkpoint's values; the other options apply (see
+    :meth:`options_fixed_by`). The replay memory per transition is logged when the buffer is
+    built (:meth:`memory_line`, :attr:`replay_bytes_per_frame`).
 
     Args:
         env_id: Gymnasium environment id.
@@ -254,6 +269,11 @@ class ReplayDataModule(EnvDataModule):
             a tensors-only state; a checkpoint of an in-memory buffer may resume with it on).
         scratch_dir: folder of the live memory-mapped files (``<scratch_dir>/live-rank<N>``,
             replaced when a process starts); ``None`` is ``<run>/replay``.
+        compact_observations: store each observation once (a transition's next observation is
+            the row of the step that follows it, found through a pointer, or a small side store
+            at episode ends; see :mod:`rl_lightning.data.compact`): about half the memory for
+            images, the same sampled minibatches. ``None`` turns it on for integer (e.g. uint8)
+            or image-shaped observations. A checkpoint fixes it.
     """
 
     #: the stored transitions fix the capacity, sampler, and n-step horizon of the buffer
@@ -284,6 +304,7 @@ class ReplayDataModule(EnvDataModule):
         n_step: int = 1,
         memmap: bool = False,
         scratch_dir: str | None = None,
+        compact_observations: bool | None = None,
     ) -> None:
         super().__init__(env_id, num_envs, frames_per_batch, total_frames, env_kwargs, seed,
                          wrappers=wrappers, vectorization=vectorization, vector_wrappers=vector_wrappers,
@@ -317,6 +338,10 @@ class ReplayDataModule(EnvDataModule):
         self.n_step = n_step
         self.memmap = memmap
         self.scratch_dir = scratch_dir
+        self.compact_observations = compact_observations
+        self.spec = None  # the agent's EnvSpec, from connect()
+        #: next-observation pointers when observations are stored once, else ``None``
+        self.compact: CompactObservations | None = None
         self.buffer: ReplayBuffer | None = None
         self.gamma = 0.99
         self.window: NStepWindow | None = None
@@ -329,7 +354,9 @@ class ReplayDataModule(EnvDataModule):
     ) -> list[str]:
         """As for every data module, plus ``alpha`` of a prioritized buffer (its priorities are
         stored raised to ``alpha``) and ``memmap`` of a buffer saved as a memory-mapped snapshot
-        (read only by a memory-mapped buffer); ``memmap`` may be switched on, and the other
+        (read only by a memory-mapped buffer), and an explicit ``compact_observations`` that
+        differs from the checkpoint's layout (``None`` takes the checkpoint's); ``memmap`` may be
+        switched on, and the other
         options (``batch_size``, ``frames_per_batch``, ``updates_per_batch``, ``beta``, ...)
         apply on resume."""
         fixed = super().options_fixed_by(saved_options, saved_state, options)
@@ -338,6 +365,11 @@ class ReplayDataModule(EnvDataModule):
                 fixed.append(f"data.alpha (checkpoint {saved_options['alpha']!r}, config {options.get('alpha')!r})")
         if isinstance(saved_state, dict) and "buffer_dir" in saved_state and not options.get("memmap"):
             fixed.append(f"data.memmap (checkpoint True, config {options.get('memmap')!r})")
+        saved_compact = _saved_compact(saved_state) if isinstance(saved_state, dict) else None
+        if options.get("compact_observations") is not None and saved_compact is not None \
+                and bool(saved_compact) != bool(options["compact_observations"]):
+            fixed.append(f"data.compact_observations (checkpoint {saved_compact!r}, "
+                         f"config {options['compact_observations']!r})")
         return fixed
 
     def connect(self, agent: "RLModule") -> None:
@@ -347,20 +379,76 @@ class ReplayDataModule(EnvDataModule):
         self._observe = getattr(agent, "observe_batch", None)
         self.spec = agent.spec
         if self.buffer is None:
-            if self.memmap:
-                # the live files: scratch, rewritten from a checkpoint's snapshot on resume
-                root = Path(self.scratch_dir or Path(self.trainer.default_root_dir if self.trainer else ".") / "replay")
-                live = root / (f"live-rank{self.trainer.global_rank}" if self.trainer is not None else "live")
-                if live.is_dir():
-                    shutil.rmtree(live)  # left by an interrupted process of this run
-                storage = LazyMemmapStorage(self.buffer_size, scratch_dir=str(live))
-            else:
-                storage = LazyTensorStorage(self.buffer_size)
-            sampler = PrioritizedSampler(self.buffer_size, self.alpha, self.beta) if self.prioritized else RandomSampler()
-            self.buffer = ReplayBuffer(storage=storage, sampler=sampler, batch_size=self.batch_size)
+            self._build_buffer(self._resolve_compact(_saved_compact(self._pending_state or {}), "the checkpoint"))
+            rank_zero_info(self.memory_line())
         self.window = NStepWindow(self.n_step, self.gamma)
         super().connect(agent)
         self.collector.policy = self._policy
+
+    def _resolve_compact(self, saved: bool | None, source: str) -> bool:
+        """``compact_observations``, auto-resolved from the spec, or the checkpoint's value."""
+        option = self.compact_observations
+        if saved is not None:
+            if option is not None and bool(option) != bool(saved):
+                raise ConfigError(
+                    f"{source}: data.compact_observations is fixed by the checkpoint (checkpoint {bool(saved)}, "
+                    f"config {bool(option)}); resume with --data.compact_observations {str(bool(saved)).lower()}."
+                )
+            return bool(saved)
+        if option is not None:
+            return bool(option)
+        spec = self.spec or self.env_spec
+        return spec.observation_dtype != "float32" or len(spec.observation_shape) >= 3
+
+    def _build_buffer(self, compact: bool) -> None:
+        """An empty replay buffer (memory-mapped or in RAM; uniform or prioritized)."""
+        if compact and self.buffer_size < self.frames_per_batch:
+            raise ConfigError(
+                f"data.buffer_size ({self.buffer_size}) must hold at least one collected batch (data.frames_per_batch "
+                f"{self.frames_per_batch}) with data.compact_observations: a batch's rows point to each other."
+            )
+        if self.memmap:
+            # the live files: scratch, rewritten from a checkpoint's snapshot on resume
+            root = Path(self.scratch_dir or Path(self.trainer.default_root_dir if self.trainer else ".") / "replay")
+            live = root / (f"live-rank{self.trainer.global_rank}" if self.trainer is not None else "live")
+            if live.is_dir():
+                shutil.rmtree(live)  # left by an interrupted process of this run
+            storage = LazyMemmapStorage(self.buffer_size, scratch_dir=str(live))
+        else:
+            storage = LazyTensorStorage(self.buffer_size)
+        sampler = PrioritizedSampler(self.buffer_size, self.alpha, self.beta) if self.prioritized else RandomSampler()
+        self.buffer = ReplayBuffer(storage=storage, sampler=sampler, batch_size=self.batch_size)
+        self.compact = CompactObservations(self.buffer_size, self.num_envs) if compact else None
+
+    @property
+    def keys(self) -> tuple[str, ...]:
+        """The keys of a stored row (``next_observation`` is not one with compact observations)."""
+        return COMPACT_KEYS if self.compact is not None else KEYS
+
+    @property
+    def replay_bytes_per_frame(self) -> float:
+        """Bytes the replay memory takes per stored transition: the stored row (measured once
+        rows exist, else from the spec), plus pointers and the side store's share with
+        compact observations."""
+        if self.buffer is not None and len(self.buffer.storage):
+            first = self.buffer.storage.get(slice(0, 1))
+            row = bytes_per_row({key: first[key] for key in self.keys})
+        else:
+            spec = self.spec or self.env_spec
+            obs = int(torch.Size(spec.observation_shape).numel()) * torch.empty(
+                0, dtype=getattr(torch, spec.observation_dtype)).element_size()
+            action = 8 if spec.discrete else 4 * spec.action_dim
+            row = obs * (1 if self.compact is not None else 2) + action + 3 * 4  # reward, terminated, discount
+        if self.compact is None:
+            return float(row)
+        return row + self.compact.extra_bytes_per_row(len(self.buffer.storage) if self.buffer is not None else 0)
+
+    def memory_line(self) -> str:
+        """One line for the log, e.g. ``replay: 100000 transitions x 28.3 KB = 2.8 GB``."""
+        per = self.replay_bytes_per_frame
+        layout = "each observation stored once" if self.compact is not None else "observation and next observation"
+        return (f"replay: {self.buffer_size} transitions x {_size(per)} = {_size(per * self.buffer_size)} "
+                f"({layout}; data.compact_observations)")
 
     def _policy(self, obs: torch.Tensor) -> dict[str, torch.Tensor]:
         if self.collector.frames < self.init_random_frames:
@@ -372,8 +460,14 @@ class ReplayDataModule(EnvDataModule):
         if self._observe is not None:  # raw observations and rewards are stored; the agent normalizes samples
             self._observe(batch)
         data = self.window(batch)
+        steps, ends = data.pop("steps"), data.pop("ends")
         if data["reward"].shape[0]:
-            self.buffer.extend(TensorDict(data, batch_size=[data["reward"].shape[0]]))
+            if self.compact is None:
+                self.buffer.extend(TensorDict(data, batch_size=[data["reward"].shape[0]]))
+            else:
+                next_obs = data.pop("next_observation")
+                index = self.buffer.extend(TensorDict(data, batch_size=[data["reward"].shape[0]]))
+                self.compact.write(torch.as_tensor(index).reshape(-1), next_obs, steps, ends)
         if self.prioritized:
             progress = min(self.frames / self.total_frames, 1.0)
             self.buffer.sampler.beta = self.beta + (1.0 - self.beta) * progress
@@ -382,8 +476,10 @@ class ReplayDataModule(EnvDataModule):
         """A minibatch: the stored keys, ``weight`` (importance weights, 1 without
         prioritization) and ``index`` (for :meth:`update_priorities`)."""
         batch, info = self.buffer.sample(return_info=True)
-        out = {key: batch[key] for key in KEYS}
+        out = {key: batch[key] for key in self.keys}
         out["index"] = torch.as_tensor(info["index"])
+        if self.compact is not None:
+            out["next_observation"] = self.compact.next_observation(out["index"], self._observations)
         weight = info.get("_weight")
         out["weight"] = torch.as_tensor(weight, dtype=torch.float32) if weight is not None else torch.ones(len(out["reward"]))
         return out
@@ -392,10 +488,16 @@ class ReplayDataModule(EnvDataModule):
         """``updates`` uniform minibatches at once, stacked: ``[updates, batch_size, ...]``."""
         index = torch.randint(len(self.buffer), (updates, self.batch_size))
         data = self.buffer.storage.get(index.reshape(-1))
-        out = {key: data[key].reshape(updates, self.batch_size, *data[key].shape[1:]) for key in KEYS}
+        out = {key: data[key].reshape(updates, self.batch_size, *data[key].shape[1:]) for key in self.keys}
         out["index"] = index
+        if self.compact is not None:
+            out["next_observation"] = self.compact.next_observation(index, self._observations)
         out["weight"] = torch.ones(updates, self.batch_size)
         return out
+
+    def _observations(self, rows: torch.Tensor) -> torch.Tensor:
+        """Stored observations of ``rows`` (a plain tensor, also from memory-mapped storage)."""
+        return self.buffer.storage.get(rows)["observation"].as_subclass(torch.Tensor)
 
     def update_priorities(self, index: torch.Tensor, td_error: torch.Tensor) -> None:
         """New priorities from absolute TD errors (no-op without prioritization)."""
@@ -415,12 +517,16 @@ class ReplayDataModule(EnvDataModule):
         state = super().state_dict()
         if self.window is not None and self.window.pending is not None:
             state["n_step_pending"] = self.window.state_dict()
+        if self.buffer is not None:
+            state["compact_observations"] = self.compact is not None
         rank = self.trainer.global_rank if self.trainer is not None else 0
         if self.buffer is not None and len(self.buffer.storage) > 0 and rank == 0:  # rank 0's is the one saved
             if self.memmap:
                 state["buffer_dir"] = str(self.snapshot().relative_to(self._run_dir()))  # the run folder can move
             else:
-                state["buffer"] = buffer_state(self.buffer)
+                state["buffer"] = buffer_state(self.buffer, keys=self.keys)
+                if self.compact is not None:
+                    state["buffer"]["compact"] = self.compact.state_dict(len(self.buffer.storage))
         return state
 
     def snapshot(self) -> Path:
@@ -440,7 +546,8 @@ class ReplayDataModule(EnvDataModule):
             if tmp.exists():
                 shutil.rmtree(tmp)
             tmp.mkdir(parents=True)
-            write_snapshot(self.buffer, tmp)
+            extra = {"compact": self.compact.state_dict(len(self.buffer.storage))} if self.compact is not None else None
+            write_snapshot(self.buffer, tmp, self.keys, extra)
             os.replace(tmp, target)
             snapshots = sorted(root.glob("frames-*"), key=lambda d: int(d.name.split("-")[1]))
             for old in snapshots[:-2]:
@@ -458,6 +565,11 @@ class ReplayDataModule(EnvDataModule):
             super().load_state_dict(state_dict)
             return
         state_dict = dict(state_dict)
+        saved_compact = _saved_compact(state_dict)
+        state_dict.pop("compact_observations", None)
+        if saved_compact is not None and bool(saved_compact) != (self.compact is not None):
+            # the buffer (empty until now) was built before the checkpoint's choice was known
+            self._build_buffer(self._resolve_compact(bool(saved_compact), "the checkpoint"))
         saved_buffer = state_dict.pop("buffer", None)
         buffer_dir = state_dict.pop("buffer_dir", None)
         pending = state_dict.pop("n_step_pending", None)
@@ -470,10 +582,18 @@ class ReplayDataModule(EnvDataModule):
                 saved_buffer = from_torchrl_state(saved_buffer)
             if not isinstance(saved_buffer, dict):
                 raise ConfigError("the checkpoint's replay buffer state is not a dict.")
-            load_buffer_state(self.buffer, saved_buffer, "the checkpoint")
+            self._load_buffer(saved_buffer, "the checkpoint")
         elif buffer_dir is not None:
             folder = self._snapshot_folder(buffer_dir)
-            load_buffer_state(self.buffer, read_snapshot(folder), f"the replay buffer snapshot {folder}")
+            self._load_buffer(read_snapshot(folder, self.keys), f"the replay buffer snapshot {folder}")
+        if self.compact is not None and not exact:
+            self.compact.cut()  # the environments restart: no later step continues the frontier
+
+    def _load_buffer(self, state: dict[str, Any], source: str) -> None:
+        """Rows (and, with compact observations, their pointers) from a checkpoint."""
+        load_buffer_state(self.buffer, state, source, self.keys)
+        if self.compact is not None:
+            self.compact.load_state_dict(state.get("compact"), int(state["length"]), source)
 
     def _snapshot_folder(self, buffer_dir: Any) -> Path:
         """The snapshot folder a checkpoint names, checked to be one of this run's."""
@@ -495,3 +615,20 @@ class ReplayDataModule(EnvDataModule):
                 "kept): resume from the run's last.ckpt."
             )
         return folder
+
+
+def _saved_compact(state: dict[str, Any]) -> bool | None:
+    """Whether a checkpoint's buffer stores each observation once; buffers of checkpoints
+    written before the option existed are plain; ``None`` when it holds no buffer."""
+    if "compact_observations" in state:
+        return bool(state["compact_observations"])
+    return False if "buffer" in state or "buffer_dir" in state else None
+
+
+def _size(n: float) -> str:
+    """Bytes as ``28.3 KB``, ``2.8 GB`` (powers of 1000)."""
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1000 or unit == "GB":
+            return f"{n:.1f} {unit}" if unit != "B" else f"{n:.0f} B"
+        n /= 1000
+    return f"{n:.1f} TB"

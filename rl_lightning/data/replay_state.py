@@ -25,16 +25,19 @@ from rl_lightning.errors import ConfigError
 
 #: The keys of a stored transition.
 KEYS = ("observation", "action", "reward", "next_observation", "terminated", "discount")
+#: The keys of a stored row when each observation is stored once (``data.compact_observations``):
+#: the next observation is found through the pointers of the state's ``compact`` entry.
+COMPACT_KEYS = tuple(key for key in KEYS if key != "next_observation")
 #: Rows copied at a time between a snapshot's files and the buffer (bounded memory).
 CHUNK = 65_536
 #: Name of the plain-state file of a snapshot folder.
 STATE_FILE = "state.pt"
 
 
-def buffer_state(buffer: ReplayBuffer, rows: bool = True) -> dict[str, Any]:
+def buffer_state(buffer: ReplayBuffer, rows: bool = True, keys: tuple[str, ...] = KEYS) -> dict[str, Any]:
     """The buffer as plain types: ``capacity``, ``length``, writer ``cursor`` and
     ``write_count``, the sampler's ``state_dict`` (``None`` for uniform sampling) and, with
-    ``rows``, the stored rows ``{key: tensor[length, ...]}``."""
+    ``rows``, the stored rows ``{key: tensor[length, ...]}`` of ``keys``."""
     writer = buffer.writer.state_dict()
     sampler = buffer.sampler.state_dict() if hasattr(buffer.sampler, "tree") else None
     state = {
@@ -46,18 +49,19 @@ def buffer_state(buffer: ReplayBuffer, rows: bool = True) -> dict[str, Any]:
     }
     if rows:
         data = buffer.storage.get(slice(0, state["length"]))
-        state["rows"] = {key: data[key].as_subclass(torch.Tensor).clone() for key in KEYS}
+        state["rows"] = {key: data[key].as_subclass(torch.Tensor).clone() for key in keys}
     return state
 
 
-def write_snapshot(buffer: ReplayBuffer, folder: Path) -> None:
-    """Write the buffer to ``folder``: ``<key>.npy`` per key, copied in chunks, and
-    ``state.pt`` with the rest of :func:`buffer_state`."""
+def write_snapshot(buffer: ReplayBuffer, folder: Path, keys: tuple[str, ...] = KEYS,
+                   extra: dict[str, Any] | None = None) -> None:
+    """Write the buffer to ``folder``: ``<key>.npy`` per key of ``keys``, copied in chunks, and
+    ``state.pt`` with the rest of :func:`buffer_state` and the tensors-only ``extra`` entries."""
     folder.mkdir(parents=True, exist_ok=True)
-    state = buffer_state(buffer, rows=False)
+    state = {**buffer_state(buffer, rows=False), **(extra or {})}
     n = state["length"]
     first = buffer.storage.get(slice(0, 1))
-    for key in KEYS:
+    for key in keys:
         sample = first[key].as_subclass(torch.Tensor)
         out = np.lib.format.open_memmap(folder / f"{key}.npy", mode="w+", dtype=sample.numpy().dtype,
                                         shape=(n, *sample.shape[1:]))
@@ -68,7 +72,7 @@ def write_snapshot(buffer: ReplayBuffer, folder: Path) -> None:
     torch.save(state, folder / STATE_FILE)
 
 
-def read_snapshot(folder: Path) -> dict[str, Any]:
+def read_snapshot(folder: Path, keys: tuple[str, ...] = KEYS) -> dict[str, Any]:
     """Inverse of :func:`write_snapshot`: the state with ``rows`` memory-mapped from the
     ``.npy`` files. Nothing is unpickled; a folder without ``state.pt`` (a snapshot written by
     TorchRL's ``ReplayBuffer.dumps``, whose loading unpickles a file) is refused."""
@@ -81,7 +85,9 @@ def read_snapshot(folder: Path) -> dict[str, Any]:
         )
     try:
         state = torch.load(state_file, map_location="cpu", weights_only=True)
-        rows = {key: np.load(folder / f"{key}.npy", mmap_mode="r", allow_pickle=False) for key in KEYS}
+        if isinstance(state, dict) and ("compact" in state) != ("next_observation" not in keys):
+            keys = KEYS if "compact" not in state else COMPACT_KEYS  # refused by load_buffer_state
+        rows = {key: np.load(folder / f"{key}.npy", mmap_mode="r", allow_pickle=False) for key in keys}
     except (OSError, ValueError, RuntimeError, EOFError) as err:
         raise ConfigError(f"the replay buffer snapshot {folder} is unreadable ({type(err).__name__}: {err}).") from err
     if not isinstance(state, dict):
@@ -110,9 +116,10 @@ def from_torchrl_state(state: dict[str, Any]) -> dict[str, Any]:
         raise ConfigError(f"the checkpoint's replay buffer state is malformed (missing {err}).") from err
 
 
-def load_buffer_state(buffer: ReplayBuffer, state: dict[str, Any], source: str) -> None:
+def load_buffer_state(buffer: ReplayBuffer, state: dict[str, Any], source: str, keys: tuple[str, ...] = KEYS) -> None:
     """Fill an empty ``buffer`` from :func:`buffer_state` (or :func:`read_snapshot`) after
-    checking every field's type and range; ``source`` names the checkpoint or folder in errors."""
+    checking every field's type and range (rows of exactly ``keys``); ``source`` names the
+    checkpoint or folder in errors."""
     capacity = int(buffer.storage.max_size)
 
     def bad(what: str) -> ConfigError:
@@ -130,8 +137,14 @@ def load_buffer_state(buffer: ReplayBuffer, state: dict[str, Any], source: str) 
     if not 0 < length <= capacity or not 0 <= cursor < capacity:
         raise bad(f"has length {length} and cursor {cursor}, outside a buffer of {capacity}")
     rows = state.get("rows")
-    if not isinstance(rows, dict) or set(rows) != set(KEYS):
-        raise bad(f"must hold exactly the keys {', '.join(KEYS)}")
+    if isinstance(rows, dict) and {frozenset(rows), frozenset(keys)} == {frozenset(KEYS), frozenset(COMPACT_KEYS)}:
+        saved = set(rows) == set(COMPACT_KEYS)
+        raise ConfigError(
+            f"{source}: data.compact_observations is fixed by the checkpoint (checkpoint {saved}, config {not saved}); "
+            f"resume with --data.compact_observations {str(saved).lower()}."
+        )
+    if not isinstance(rows, dict) or set(rows) != set(keys):
+        raise bad(f"must hold exactly the keys {', '.join(keys)}")
     for key, value in rows.items():
         if not isinstance(value, (torch.Tensor, np.ndarray)) or value.ndim < 1 or value.shape[0] != length:
             raise bad(f"key {key!r} is not an array of {length} rows")

@@ -1,3 +1,4 @@
+import pytest
 import torch
 
 from rl_lightning.data import VectorCollector
@@ -67,3 +68,55 @@ def test_frames_per_batch_must_divide_by_envs():
         assert "frames_per_batch" in str(err)
     else:
         raise AssertionError("expected an error")
+
+
+class Float64Obs(__import__("gymnasium").Env):
+    """float64 observations (as some gymnasium envs give): kept as float32."""
+
+    def __init__(self, render_mode=None):
+        import gymnasium as gym
+        import numpy as np
+
+        self.observation_space = gym.spaces.Box(-1.0, 1.0, (3,), np.float64)
+        self.action_space = gym.spaces.Discrete(2)
+        self.t = 0
+
+    def reset(self, *, seed=None, options=None):
+        import numpy as np
+
+        super().reset(seed=seed)
+        self.t = 0
+        return np.full(3, 0.1, np.float64), {}
+
+    def step(self, action):
+        import numpy as np
+
+        self.t += 1
+        return np.full(3, 0.1 * self.t, np.float64), 1.0, self.t >= 3, False, {}
+
+
+def test_observations_keep_their_dtype_uint8_frames_stay_uint8():
+    """Integer observations (frames) stay uint8 in the batch, the running episodes and the
+    checkpointed state; float64 observations become float32 as before."""
+    import tests.helpers.image_envs  # noqa: F401  (registers PixelChoice-v0)
+
+    env = make_vector_env("tests.helpers.image_envs:PixelChoice-v0", 2, {"size": 36, "channels": 4})
+    collector = VectorCollector(env, constant_policy(1), frames_per_batch=20, seed=0)
+    batch = collector.rollout()
+    assert batch["observation"].dtype == torch.uint8 and batch["next", "observation"].dtype == torch.uint8
+    assert batch["observation"].shape == (2, 10, 4, 36, 36) and batch["observation"].max() == 255
+    state = collector.state_dict()
+    assert state["running"]["obs"].dtype == torch.uint8
+    clone = VectorCollector(make_vector_env("tests.helpers.image_envs:PixelChoice-v0", 2, {"size": 36, "channels": 4}),
+                            constant_policy(1), frames_per_batch=20, seed=5)
+    clone.load_state_dict(state)
+    assert clone._obs.dtype == torch.uint8 and torch.equal(clone._obs, collector._obs)
+
+    import gymnasium as gym
+
+    if "StorageFloat64-v0" not in gym.registry:
+        gym.register("StorageFloat64-v0", entry_point=Float64Obs)
+    collector = VectorCollector(make_vector_env("StorageFloat64-v0", 2, {}), constant_policy(0), frames_per_batch=8, seed=0)
+    batch = collector.rollout()
+    assert batch["observation"].dtype == torch.float32 and batch["next", "observation"].dtype == torch.float32
+    assert batch["next", "observation"][0, 0].tolist() == pytest.approx([0.1] * 3)
