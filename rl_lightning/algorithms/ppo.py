@@ -155,8 +155,15 @@ class PPO(RLModule):
             )
 
     def act(self, obs: torch.Tensor, deterministic: bool = False) -> dict[str, torch.Tensor]:
-        """Sample (or pick the most likely) actions for a batch of observations."""
-        return self.actor(self.preprocess(obs), deterministic)
+        """Sample (or pick the most likely) actions for a batch of observations. Sampling with
+        a shared encoder on image observations also returns ``state_value``, the critic's value
+        from the same features: the collector stores it, and :meth:`compute_advantages` does not
+        encode the batch again."""
+        obs = self.preprocess(obs)
+        if deterministic or not (self.hparams.share_encoder and len(self.spec.observation_shape) > 1):
+            return self.actor(obs, deterministic)
+        features = self.actor.encode(obs)
+        return {**self.actor.act_on_features(features), "state_value": self.critic(features)}
 
     def configure_optimizers(self) -> Any:
         """Adam (or the configured optimizer) with an optional linear decay over frames."""
@@ -224,7 +231,8 @@ class PPO(RLModule):
             # the last bits, and vector results stay bit-identical); the cost is an MLP's
             value, next_value = self.value(torch.cat([obs, self.preprocess(batch["next", "observation"])])).chunk(2)
         else:
-            value = self.value(obs)
+            # the values the collecting policy computed from the same weights (see act), when it did
+            value = batch["state_value"] if "state_value" in batch.keys() else self.value(obs)
             # the value after step t is the value of step t + 1 unless step t ended an episode
             # (its next observation is the final one) or is the batch's last: only those take a
             # critic call on next observations (with a CNN critic, half the cost of all of them)
