@@ -1,7 +1,7 @@
 """Learning over seeds: does a shipped config reach its target score within its budget?
 
     python benchmarks/learning.py --tasks ppo-lunarlander-normalized ppo-cartpole-pixels \
-        [--seeds 1 2 3] [--jobs 2] [--frames N]
+        [--seeds 1 2 3] [--jobs 2] [--frames N] [--options <fit options for every run>]
 
 Each run is ``python -m rl_lightning fit <config files> --seed_everything <seed>`` with the
 configs' own evaluation schedule (deterministic episodes every few thousand frames). A seed
@@ -56,12 +56,12 @@ TASKS = {
 }
 
 
-def run(spec: dict, seed: int, frames: int | None) -> dict:
+def run(spec: dict, seed: int, frames: int | None, extra: tuple[str, ...] = ()) -> dict:
     """One seeded fit of a task; its evaluations as ``(frames, return, training seconds)``."""
     with tempfile.TemporaryDirectory() as tmp:
         cmd = [sys.executable, "-m", "rl_lightning", "fit", *spec["args"], "--seed_everything", str(seed),
                "--trainer.enable_progress_bar", "false", "--experiments_dir", tmp, "--experiment", "bench",
-               *(["--data.total_frames", str(frames)] if frames else [])]
+               *(["--data.total_frames", str(frames)] if frames else []), *extra]
         start = time.perf_counter()
         done = subprocess.run(cmd, check=False, cwd=ROOT, capture_output=True, text=True)
         if done.returncode:
@@ -118,10 +118,12 @@ def main(tasks: dict = TASKS, default: list[str] | None = None, doc: str = __doc
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
     parser.add_argument("--jobs", type=int, default=1, help="runs at once")
     parser.add_argument("--frames", type=int, default=None, help="override every task's budget (shorter checks)")
+    parser.add_argument("--options", nargs=argparse.REMAINDER, default=[],
+                        help="further fit options for every run, e.g. --options --evaluation.every_frames 8192")
     args = parser.parse_args()
     jobs = [(name, seed) for name in args.tasks for seed in args.seeds]
     with ThreadPoolExecutor(args.jobs) as pool:
-        results = list(pool.map(lambda job: run(tasks[job[0]], job[1], args.frames), jobs))
+        results = list(pool.map(lambda job: run(tasks[job[0]], job[1], args.frames, tuple(args.options)), jobs))
     report(tasks, args.tasks, jobs, results, args.frames)
 
 
