@@ -156,7 +156,25 @@ class _ImageInput(nn.Module):
         return x.movedim(-1, -3) if self.channels_last else x
 
 
-class NatureCNN(nn.Module):
+class _ConvEncoder(nn.Module):
+    """What the CNN encoders share: frames in (:class:`_ImageInput`), ``cnn`` then ``linear``
+    with ReLU to ``features_dim`` features, orthogonal initialization, any batch dimensions."""
+
+    def _finish(self, cnn: nn.Module, features_dim: int) -> None:
+        self.cnn = cnn
+        with torch.no_grad():
+            n = self.cnn(torch.zeros(1, *self.input.chw)).shape[1]
+        self.linear = nn.Sequential(nn.Linear(n, features_dim), nn.ReLU())
+        _orthogonal(self)
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        x = self.input(obs)
+        batch = x.shape[:-3]
+        out = self.linear(self.cnn(x.reshape(-1, *x.shape[-3:])))
+        return out.reshape(*batch, out.shape[-1])
+
+
+class NatureCNN(_ConvEncoder):
     """The DQN Nature network's convolutions (Mnih et al. 2015): 32 8x8 filters stride 4, 64 4x4
     stride 2, 64 3x3 stride 1, then a linear layer; ReLU after each.
 
@@ -177,22 +195,12 @@ class NatureCNN(nn.Module):
                 f"NatureCNN needs frames of at least 36x36 pixels, got {h}x{w} (observations {tuple(observation_shape)}); "
                 "use ImpalaCNN or a smaller network for small frames."
             )
-        self.cnn = nn.Sequential(
+        self._finish(nn.Sequential(
             nn.Conv2d(c, 32, 8, stride=4), nn.ReLU(),
             nn.Conv2d(32, 64, 4, stride=2), nn.ReLU(),
             nn.Conv2d(64, 64, 3, stride=1), nn.ReLU(),
             nn.Flatten(),
-        )
-        with torch.no_grad():
-            n = self.cnn(torch.zeros(1, c, h, w)).shape[1]
-        self.linear = nn.Sequential(nn.Linear(n, features_dim), nn.ReLU())
-        _orthogonal(self)
-
-    def forward(self, obs: torch.Tensor) -> torch.Tensor:
-        x = self.input(obs)
-        batch = x.shape[:-3]
-        out = self.linear(self.cnn(x.reshape(-1, *x.shape[-3:])))
-        return out.reshape(*batch, out.shape[-1])
+        ), features_dim)
 
 
 class _Residual(nn.Module):
@@ -207,7 +215,7 @@ class _Residual(nn.Module):
         return x + self.conv1(torch.relu(self.conv0(torch.relu(x))))
 
 
-class ImpalaCNN(nn.Module):
+class ImpalaCNN(_ConvEncoder):
     """The IMPALA network (Espeholt et al. 2018): per stage a 3x3 convolution, 3x3 max-pool
     stride 2 and two residual blocks; then ReLU, a linear layer and ReLU.
 
@@ -230,14 +238,4 @@ class ImpalaCNN(nn.Module):
             layers += [nn.Conv2d(c, out, 3, padding=1), nn.MaxPool2d(3, stride=2, padding=1),
                        _Residual(out), _Residual(out)]
             c = out
-        self.cnn = nn.Sequential(*layers, nn.ReLU(), nn.Flatten())
-        with torch.no_grad():
-            n = self.cnn(torch.zeros(1, *self.input.chw)).shape[1]
-        self.linear = nn.Sequential(nn.Linear(n, features_dim), nn.ReLU())
-        _orthogonal(self)
-
-    def forward(self, obs: torch.Tensor) -> torch.Tensor:
-        x = self.input(obs)
-        batch = x.shape[:-3]
-        out = self.linear(self.cnn(x.reshape(-1, *x.shape[-3:])))
-        return out.reshape(*batch, out.shape[-1])
+        self._finish(nn.Sequential(*layers, nn.ReLU(), nn.Flatten()), features_dim)
