@@ -45,8 +45,11 @@ TASKS = {
     "ppo-lunarlander-normalized": task(["ppo.yaml", "env/lunarlander.yaml"], 200.0, "PPO", "LunarLander-v3",
                                        1_000_000, "--data.normalize_observation", "true"),
     # pixels: rendered CartPole frames, 84x84 grayscale, 4 stacked, Nature CNN
+    # (PPO: one shared CNN and Atari-style update settings instead of the vector config's 20 epochs)
     "ppo-cartpole-pixels": task(["ppo.yaml", "env/cartpole_pixels.yaml"], 475.0, "PPO", "CartPole-v1 pixels",
-                                200_000),
+                                200_000, "--model.share_encoder", "true", "--model.epochs", "4",
+                                "--model.learning_rate", "0.00025", "--model.entropy_coef", "0.01",
+                                "--evaluation.every_frames", "10240"),
     "dqn-cartpole-pixels": task(["dqn.yaml", "env/cartpole_pixels.yaml"], 475.0, "DQN", "CartPole-v1 pixels",
                                 100_000),
     # CarRacing from pixels, Beta policy (the overlay's) beside the Gaussian one
