@@ -52,7 +52,8 @@ class EnvDataModule(ScrubbedHyperparameters, L.LightningDataModule):
     Args:
         env_id: Gymnasium environment id, e.g. ``CartPole-v1``; ``module:Name-v0`` imports
             ``module`` (which registers the environment) first.
-        num_envs: environments stepped together in this process (in-process vector env).
+        num_envs: environments stepped together in this process (one vector environment, see
+            ``vectorization``).
         frames_per_batch: frames per collected batch per process; a multiple of ``num_envs``
             (``frames_per_batch / num_envs`` steps per environment).
         total_frames: training budget in environment frames, over all processes.

@@ -14,29 +14,8 @@ class OnPolicyDataModule(EnvDataModule):
     process collects ``frames_per_batch`` frames per batch from ``num_envs`` environments,
     seeded ``seed + rank * num_envs + i``.
 
-    Args:
-        env_id: Gymnasium environment id, e.g. ``CartPole-v1``; ``module:Name-v0`` imports
-            ``module`` (which registers the environment) first.
-        num_envs: environments stepped together in this process (in-process vector env).
-        frames_per_batch: frames per collected batch per process; a multiple of ``num_envs``
-            (``frames_per_batch / num_envs`` steps per environment).
-        total_frames: training budget in environment frames, over all processes.
-        env_kwargs: keyword arguments for ``gymnasium.make``, e.g. ``{max_episode_steps: 200}``.
-        seed: seed of the environments; ``None`` takes the run's ``seed_everything``.
-        wrappers: Gymnasium wrappers around each environment, in order, each ``{class_path: ...,
-            init_args: {...}}``, e.g. ``{class_path: gymnasium.wrappers.ResizeObservation, init_args:
-            {shape: [84, 84]}}``; every environment of the run (training, evaluation, video, play)
-            gets them; one that renders (``AddRenderObservation``) makes it with ``render_mode=rgb_array``.
-        vectorization: ``sync`` (in this process) or ``async`` (one subprocess per environment,
-            gymnasium ``AsyncVectorEnv``; a resume then restarts the running episodes).
-        vector_wrappers: Gymnasium vector wrappers around the vector environment, same form.
-        normalize_observation: normalize observations with their running mean and standard
-            deviation (as Stable-Baselines3's ``VecNormalize``), for float observations; the
-            statistics are part of the model's checkpoint and frozen outside training.
-        normalize_reward: divide rewards by the running standard deviation of the discounted
-            return (the algorithm's ``gamma``); episode returns are still logged unscaled.
-        clip_observation: normalized observations are clipped to ``[-clip, clip]`` (> 0).
-        clip_reward: scaled rewards are clipped to ``[-clip, clip]`` (> 0).
+    Options: see :class:`~rl_lightning.data.base.EnvDataModule` (``--data.help OnPolicyDataModule``
+    lists them with their documentation).
     """
 
     def train_dataloader(self) -> DataLoader:
