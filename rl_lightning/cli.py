@@ -45,6 +45,7 @@ from rl_lightning.callbacks.nan_guard import NonFiniteError
 from rl_lightning.callbacks.run_metadata import RunMetadata
 from rl_lightning.commands import COMMANDS
 from rl_lightning.envs import check_env
+from rl_lightning.envs.batched import check_torch_env
 from rl_lightning.errors import MAX_SEED, ConfigError
 from rl_lightning.preflight import check_config_files, missing_package_error
 from rl_lightning.runs.csv_logger import RunCSVLogger
@@ -188,7 +189,11 @@ class RLCLI(LightningCLI):
             return
         env_id = cfg.data.init_args.get("env_id") if cfg.data.get("init_args") else None
         if env_id:  # before a run folder exists: a bad id, option or missing package leaves nothing behind
-            check_env(env_id, dict(cfg.data.init_args.get("env_kwargs") or {}), cfg.data.init_args.get("wrappers"))
+            env_kwargs = dict(cfg.data.init_args.get("env_kwargs") or {})
+            if cfg.data.init_args.get("backend") == "torch":
+                check_torch_env(env_id, env_kwargs)
+            else:
+                check_env(env_id, env_kwargs, cfg.data.init_args.get("wrappers"))
         check_logger_packages(cfg.trainer.logger)
         _check_gradient_clipping(cfg)
         if cfg.log_every_frames < 0:

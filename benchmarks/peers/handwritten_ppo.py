@@ -31,8 +31,9 @@ def main():
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--frames", type=int, default=100_000)
     p.add_argument("--hp", type=json.loads, required=True, help="hyperparameters (see ppo_cartpole_speed.SETTINGS)")
+    p.add_argument("--threads", type=int, default=1, help="torch threads")
     a = p.parse_args()
-    torch.set_num_threads(1)
+    torch.set_num_threads(a.threads)
     torch.manual_seed(a.seed)
     h = a.hp
     n, steps, epochs, mb, gamma, lam, lr, clip = (h[k] for k in ("envs", "steps", "epochs", "minibatch", "gamma", "lam", "lr", "clip"))

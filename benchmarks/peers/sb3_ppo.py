@@ -47,15 +47,16 @@ def main():
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--frames", type=int, default=100_000)
     p.add_argument("--hp", type=json.loads, required=True, help="hyperparameters (see ppo_cartpole_speed.SETTINGS)")
+    p.add_argument("--threads", type=int, default=1, help="torch threads")
     a = p.parse_args()
     h = a.hp
-    torch.set_num_threads(1)
+    torch.set_num_threads(a.threads)
     env = make_vec_env("CartPole-v1", n_envs=h["envs"], seed=a.seed)
     lr = (lambda f: h["lr"] * f) if h["anneal_lr"] else h["lr"]
     clip = (lambda f: h["clip"] * f) if h["anneal_clip"] else h["clip"]
     model = PPO("MlpPolicy", env, n_steps=h["steps"], batch_size=h["minibatch"], gae_lambda=h["lam"], gamma=h["gamma"],
                 n_epochs=h["epochs"], ent_coef=h["ent"], learning_rate=lr, clip_range=clip, seed=a.seed, device="cpu",
-                verbose=0)
+                policy_kwargs={"activation_fn": torch.nn.ReLU} if h.get("activation") == "relu" else None, verbose=0)
     model.learn(a.frames, callback=Report())
 
 

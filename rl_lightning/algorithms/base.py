@@ -184,9 +184,10 @@ class RLModule(ScrubbedHyperparameters, L.LightningModule):
 
     @torch.no_grad()
     def collect_policy(self, obs: torch.Tensor) -> dict[str, torch.Tensor]:
-        """The policy the collector steps environments with (CPU tensors in and out)."""
+        """The policy the collector steps environments with: actions on the observations'
+        device (no copy when the environments run where the module does)."""
         out = self.act(obs.to(self.device))
-        return out if self.device.type == "cpu" else {k: v.cpu() for k, v in out.items()}
+        return out if obs.device == self.device else {k: v.to(obs.device) for k, v in out.items()}
 
     # --- evaluation (validate / test commands) -------------------------------------------
     def validation_step(self, batch: Any, batch_idx: int) -> None:

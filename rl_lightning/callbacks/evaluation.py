@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import time
 from typing import Any
 
 import lightning as L
@@ -59,7 +60,8 @@ class Evaluation(Callback):
     """Every ``every_frames`` frames, and when training ends, play ``episodes`` episodes with
     the deterministic policy on separate environments (the data module's pipeline: same
     wrappers and vectorization as training) and log ``eval/return_mean``,
-    ``eval/return_std``, ``eval/return_min``, ``eval/return_max`` and ``eval/length_mean``.
+    ``eval/return_std``, ``eval/return_min``, ``eval/return_max``, ``eval/length_mean`` and
+    ``time/eval_s`` (the seconds it took: training time is the run's time less these).
 
     Evaluation runs on rank zero; the result is broadcast so every rank sees the same metric.
     Afterwards, callbacks that define ``on_evaluation_end(trainer, pl_module, evaluation)``
@@ -113,9 +115,11 @@ class Evaluation(Callback):
         """Evaluate now, log and return the metrics."""
         metrics = None
         if trainer.is_global_zero:
+            start = time.perf_counter()
             if self._env is None:
                 self._env = trainer.datamodule.make_env(self.episodes)
             metrics = summarize(evaluate(pl_module, self._env, self.episodes, self.seed_for(trainer), self.deterministic))
+            metrics["time/eval_s"] = time.perf_counter() - start
         metrics = trainer.strategy.broadcast(metrics, src=0)
         self.best = max(self.best, metrics["eval/return_mean"])
         self.last = metrics

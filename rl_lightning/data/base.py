@@ -12,6 +12,9 @@ from lightning.pytorch.utilities import rank_zero_warn
 from torch.utils.data import DataLoader
 
 from rl_lightning.data.collector import VectorCollector
+from rl_lightning.data.torch_collector import TorchCollector
+from rl_lightning.envs.batched import TorchVectorEnv, check_torch_env, make_torch_env
+from rl_lightning.envs.batched.adapters import TorchEnvAsGym, TorchVectorAsGym
 from rl_lightning.envs import (
     EnvSpec,
     check_env,
@@ -83,11 +86,20 @@ class EnvDataModule(ScrubbedHyperparameters, L.LightningDataModule):
             return (the algorithm's ``gamma``); episode returns are still logged unscaled.
         clip_observation: normalized observations are clipped to ``[-clip, clip]`` (> 0).
         clip_reward: scaled rewards are clipped to ``[-clip, clip]`` (> 0).
+        backend: ``gymnasium`` steps gymnasium environments (``vectorization``); ``torch`` steps
+            the batched torch version of a classic-control task (CartPole-v1, Acrobot-v1,
+            MountainCar-v0, MountainCarContinuous-v0, Pendulum-v1) on ``device``: the policy, the
+            environments and the batches stay there, no NumPy in the loop (see
+            :mod:`rl_lightning.envs.batched`). ``env_kwargs`` then take the task's options and
+            ``dtype`` (``float32`` or ``float64``); ``wrappers`` are not available. Evaluation,
+            video and ``play`` step the same torch task and draw it with gymnasium's renderer.
+        device: where ``backend: torch`` environments run: ``auto`` is the device the algorithm
+            trains on (each process its own), or ``cpu``, ``cuda``, ``cuda:1``.
     """
 
     #: Options a checkpoint's state fixes (the running episodes have one row per environment):
     #: resuming with another value is refused, see :meth:`options_fixed_by`.
-    fixed_by_checkpoint: tuple[str, ...] = ("num_envs", *PIPELINE_OPTIONS, *NORMALIZATION_OPTIONS)
+    fixed_by_checkpoint: tuple[str, ...] = ("num_envs", "backend", *PIPELINE_OPTIONS, *NORMALIZATION_OPTIONS)
 
     def __init__(
         self,
@@ -104,14 +116,32 @@ class EnvDataModule(ScrubbedHyperparameters, L.LightningDataModule):
         normalize_reward: bool = False,
         clip_observation: float = 10.0,
         clip_reward: float = 10.0,
+        backend: Literal["gymnasium", "torch"] = "gymnasium",
+        device: str = "auto",
     ) -> None:
         super().__init__()
-        resolve_wrappers(wrappers)  # class paths and init_args: errors name data.wrappers[i]
-        resolve_wrappers(vector_wrappers, "data.vector_wrappers")
-        # makes one, wrapped: unknown kwargs, a missing package or a wrapper that does not fit fail here
-        check_env(env_id, env_kwargs, wrappers)
+        if backend not in ("gymnasium", "torch"):
+            raise ConfigError(f"data.backend must be 'gymnasium' or 'torch', got {backend!r}.")
         if vectorization not in ("sync", "async"):
             raise ConfigError(f"data.vectorization must be 'sync' or 'async', got {vectorization!r}.")
+        if backend == "torch":
+            check_torch_env(env_id, env_kwargs)
+            for name, value in (("wrappers", wrappers), ("vector_wrappers", vector_wrappers)):
+                if value:
+                    raise ConfigError(f"data.{name} are gymnasium wrappers, which data.backend torch cannot apply; "
+                                      "remove them or use data.backend gymnasium.")
+            if vectorization != "sync":
+                raise ConfigError("data.vectorization async has no meaning with data.backend torch (one batched "
+                                  "environment steps every copy); remove it.")
+            try:
+                torch.device(device if device != "auto" else "cpu")
+            except (RuntimeError, TypeError) as error:
+                raise ConfigError(f"data.device {device!r} is not a device (auto, cpu, cuda, cuda:1).") from error
+        else:
+            resolve_wrappers(wrappers)  # class paths and init_args: errors name data.wrappers[i]
+            resolve_wrappers(vector_wrappers, "data.vector_wrappers")
+            # makes one, wrapped: unknown kwargs, a missing package or a wrapper that does not fit fail here
+            check_env(env_id, env_kwargs, wrappers)
         check_range("data.seed", seed, 0, MAX_SEED, optional=True)
         check_range("data.clip_observation", clip_observation, 0.0, low_open=True)
         check_range("data.clip_reward", clip_reward, 0.0, low_open=True)
@@ -137,20 +167,28 @@ class EnvDataModule(ScrubbedHyperparameters, L.LightningDataModule):
         self.vector_wrappers = [dict(w) for w in vector_wrappers or []]
         self.normalize_observation, self.normalize_reward = bool(normalize_observation), bool(normalize_reward)
         self.clip_observation, self.clip_reward = float(clip_observation), float(clip_reward)
-        self.env: gym.vector.VectorEnv | None = None
-        self.collector: VectorCollector | None = None
+        self.backend = backend
+        self.device = device
+        self.env: gym.vector.VectorEnv | TorchVectorEnv | None = None
+        self.collector: VectorCollector | TorchCollector | None = None
         self._spec: EnvSpec | None = None
         self._pending_state: dict[str, Any] | None = None
 
     # --- environments --------------------------------------------------------------------
     def make_env(self, num_envs: int, render_mode: str | None = None) -> gym.vector.VectorEnv:
         """A new vector environment of the run's pipeline (id, ``env_kwargs``, ``wrappers``,
-        ``vectorization``, ``vector_wrappers``): training, evaluation and validate/test environments."""
+        ``vectorization``, ``vector_wrappers``): evaluation and validate/test environments, and the
+        training ones of the gymnasium backend. With ``backend: torch``, the torch task on the CPU
+        behind gymnasium's vector interface."""
+        if self.backend == "torch":
+            return TorchVectorAsGym(make_torch_env(self.env_id, num_envs, "cpu", self.env_kwargs))
         return make_vector_env(self.env_id, num_envs, self.env_kwargs, render_mode, self.wrappers, self.vectorization,
                                self.vector_wrappers)
 
     def make_single_env(self, render_mode: str | None = "rgb_array") -> gym.Env:
         """One environment of the run's pipeline, not vectorized (video, ``play``)."""
+        if self.backend == "torch":
+            return TorchEnvAsGym(make_torch_env(self.env_id, 1, "cpu", self.env_kwargs), render_mode)
         return make_env(self.env_id, self.env_kwargs, self.wrappers, render_mode)
 
     @property
@@ -185,10 +223,23 @@ class EnvDataModule(ScrubbedHyperparameters, L.LightningDataModule):
         """Number of collecting processes."""
         return self.trainer.world_size if self.trainer is not None else 1
 
+    @property
+    def env_device(self) -> torch.device:
+        """Where the training environments run: the CPU for gymnasium; ``device`` for torch
+        (``auto``: the trainer's device for this process)."""
+        if self.backend != "torch":
+            return torch.device("cpu")
+        if self.device != "auto":
+            return torch.device(self.device)
+        return self.trainer.strategy.root_device if self.trainer is not None else torch.device("cpu")
+
     def setup(self, stage: str) -> None:
         """Create the training environments."""
         if stage == "fit" and self.env is None:
-            self.env = self.make_env(self.num_envs)
+            if self.backend == "torch":
+                self.env = make_torch_env(self.env_id, self.num_envs, self.env_device, self.env_kwargs)
+            else:
+                self.env = self.make_env(self.num_envs)
 
     def connect(self, agent: RLModule) -> None:
         """Collect with ``agent``'s policy from now on (the explicit policy hand-over)."""
@@ -198,7 +249,8 @@ class EnvDataModule(ScrubbedHyperparameters, L.LightningDataModule):
         seed = self.base_seed + rank * self.num_envs
         if rank:  # same seed_everything on every rank: decorrelate action sampling
             torch.manual_seed(seed)
-        self.collector = VectorCollector(self.env, agent.collect_policy, self.frames_per_batch, seed)
+        collector = TorchCollector if self.backend == "torch" else VectorCollector
+        self.collector = collector(self.env, agent.collect_policy, self.frames_per_batch, seed)
         if self._pending_state is not None:
             self.load_state_dict(self._pending_state)
 
@@ -236,8 +288,7 @@ class EnvDataModule(ScrubbedHyperparameters, L.LightningDataModule):
     def episode_metrics(self) -> dict[str, float]:
         """Mean return and length of the episodes finished since the last call, over all
         processes (empty if none finished). Collective under DDP: call on every rank."""
-        returns, lengths = self.collector.pop_episodes()
-        totals = torch.tensor([sum(returns), sum(lengths), len(returns), self.collector.episodes], dtype=torch.float64)
+        totals = torch.tensor(self.collector.episode_totals(), dtype=torch.float64)
         if self.world_size > 1:
             totals = self.trainer.strategy.reduce(totals, reduce_op="sum")
         ret_sum, len_sum, count, episodes = totals.tolist()

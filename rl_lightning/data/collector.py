@@ -155,6 +155,12 @@ class VectorCollector(BaseCollector):
         finished, self._finished = self._finished, []
         return [r for r, _ in finished], [n for _, n in finished]
 
+    def episode_totals(self) -> tuple[float, float, int, int]:
+        """``(return sum, length sum, count)`` of the episodes finished since the last call,
+        and the episodes finished so far."""
+        returns, lengths = self.pop_episodes()
+        return float(sum(returns)), float(sum(lengths)), len(returns), self.episodes
+
     @torch.no_grad()
     def rollout(self) -> TensorDict:
         """Step every environment ``frames_per_batch / num_envs`` times with the policy."""

@@ -62,7 +62,7 @@ def n_step_transitions(batch: TensorDict, n: int, gamma: float) -> dict[str, tor
             "reward": flat(batch["next", "reward"].squeeze(-1)),
             "next_observation": flat(batch["next", "observation"]),
             "terminated": flat(batch["next", "terminated"].squeeze(-1)).float(),
-            "discount": torch.full((batch.numel(),), gamma),
+            "discount": torch.full((batch.numel(),), gamma, device=batch.device),
         }
     return {key: flat(value) for key, value in _windows(_steps(batch), n, gamma).items() if key in KEYS}
 
@@ -93,10 +93,10 @@ def _windows(steps: dict[str, torch.Tensor], n: int, gamma: float) -> dict[str, 
     out_term = torch.zeros_like(terminated)
     out_discount = torch.ones_like(reward)
     alive = torch.ones_like(done)  # still accumulating (no episode end yet within the window)
-    out_steps = torch.zeros(reward.shape, dtype=torch.int64)
+    out_steps = torch.zeros(reward.shape, dtype=torch.int64, device=reward.device)
     out_ends = torch.zeros_like(done)
     for k in range(n):
-        idx = torch.arange(length) + k
+        idx = torch.arange(length, device=reward.device) + k
         valid = idx < length
         idx = idx.clamp(max=length - 1)
         take = alive & valid
@@ -143,7 +143,7 @@ class NStepWindow:
         """The transitions (flattened) whose windows this batch completes."""
         if self.n == 1:
             out = n_step_transitions(batch, 1, self.gamma)
-            out["steps"] = torch.ones(batch.numel(), dtype=torch.int64)
+            out["steps"] = torch.ones(batch.numel(), dtype=torch.int64, device=batch.device)
             out["ends"] = batch["next", "done"].reshape(-1)
             return out
         steps = _steps(batch)
@@ -274,6 +274,11 @@ class ReplayDataModule(EnvDataModule):
             at episode ends; see :mod:`rl_lightning.data.compact`): about half the memory for
             images, the same sampled minibatches. ``None`` turns it on for integer (e.g. uint8)
             or image-shaped observations. A checkpoint fixes it.
+        backend: ``gymnasium`` or ``torch`` (batched torch classic-control environments on
+            ``device``, see :class:`~rl_lightning.data.base.EnvDataModule`); with ``torch`` the
+            replay buffer lives on ``device`` too.
+        device: where ``backend: torch`` environments and the buffer live; ``auto`` is the
+            algorithm's device.
     """
 
     #: the stored transitions fix the capacity, sampler, and n-step horizon of the buffer
@@ -305,11 +310,18 @@ class ReplayDataModule(EnvDataModule):
         memmap: bool = False,
         scratch_dir: str | None = None,
         compact_observations: bool | None = None,
+        backend: Literal["gymnasium", "torch"] = "gymnasium",
+        device: str = "auto",
     ) -> None:
         super().__init__(env_id, num_envs, frames_per_batch, total_frames, env_kwargs, seed,
                          wrappers=wrappers, vectorization=vectorization, vector_wrappers=vector_wrappers,
                          normalize_observation=normalize_observation, normalize_reward=normalize_reward,
-                         clip_observation=clip_observation, clip_reward=clip_reward)
+                         clip_observation=clip_observation, clip_reward=clip_reward, backend=backend, device=device)
+        if backend == "torch" and (memmap or compact_observations):
+            raise ConfigError(
+                f"data.{'memmap' if memmap else 'compact_observations'} is for large observations on the host; "
+                "with data.backend torch the replay buffer lives on data.device in memory: switch it off."
+            )
         self.save_hyperparameters()
         for name, value in (("buffer_size", buffer_size), ("batch_size", batch_size),
                             ("updates_per_batch", updates_per_batch), ("n_step", n_step)):
@@ -415,7 +427,7 @@ class ReplayDataModule(EnvDataModule):
                 shutil.rmtree(live)  # left by an interrupted process of this run
             storage = LazyMemmapStorage(self.buffer_size, scratch_dir=str(live))
         else:
-            storage = LazyTensorStorage(self.buffer_size)
+            storage = LazyTensorStorage(self.buffer_size, device=self.storage_device)
         sampler = PrioritizedSampler(self.buffer_size, self.alpha, self.beta) if self.prioritized else RandomSampler()
         self.buffer = ReplayBuffer(storage=storage, sampler=sampler, batch_size=self.batch_size)
         self.compact = CompactObservations(self.buffer_size, self.num_envs) if compact else None
@@ -450,9 +462,14 @@ class ReplayDataModule(EnvDataModule):
         return (f"replay: {self.buffer_size} transitions x {_size(per)} = {_size(per * self.buffer_size)} "
                 f"({layout}; data.compact_observations)")
 
+    @property
+    def storage_device(self) -> torch.device:
+        """Where the replay buffer lives: with the environments (the device, for ``backend: torch``)."""
+        return self.env_device
+
     def _policy(self, obs: torch.Tensor) -> dict[str, torch.Tensor]:
         if self.collector.frames < self.init_random_frames:
-            return self.spec.random_actions(obs.shape[0])
+            return {key: value.to(obs.device) for key, value in self.spec.random_actions(obs.shape[0]).items()}
         return self._agent_policy(obs)
 
     def add(self, batch: TensorDict) -> None:
@@ -486,13 +503,13 @@ class ReplayDataModule(EnvDataModule):
 
     def sample_round(self, updates: int) -> dict[str, torch.Tensor]:
         """``updates`` uniform minibatches at once, stacked: ``[updates, batch_size, ...]``."""
-        index = torch.randint(len(self.buffer), (updates, self.batch_size))
+        index = torch.randint(len(self.buffer), (updates, self.batch_size), device=self.storage_device)
         data = self.buffer.storage.get(index.reshape(-1))
         out = {key: data[key].reshape(updates, self.batch_size, *data[key].shape[1:]) for key in self.keys}
         out["index"] = index
         if self.compact is not None:
             out["next_observation"] = self.compact.next_observation(index, self._observations)
-        out["weight"] = torch.ones(updates, self.batch_size)
+        out["weight"] = torch.ones(updates, self.batch_size, device=self.storage_device)
         return out
 
     def _observations(self, rows: torch.Tensor) -> torch.Tensor:

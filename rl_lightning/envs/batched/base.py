@@ -70,6 +70,7 @@ class TorchVectorEnv:
         self.state = torch.zeros(self.num_envs, self.state_size, dtype=dtype, device=self.device)
         #: steps taken in each environment's current episode
         self.elapsed = torch.zeros(self.num_envs, dtype=torch.long, device=self.device)
+        self.final_state = self.state
         self.observation_space = gym.vector.utils.batch_space(self.single_observation_space, self.num_envs)
         self.action_space = gym.vector.utils.batch_space(self.single_action_space, self.num_envs)
 
@@ -114,6 +115,8 @@ class TorchVectorEnv:
         truncated = self.elapsed >= self.max_episode_steps
         done = (terminated | truncated).unsqueeze(-1)
         final = self.observe(state)
+        #: the states each environment's last step reached, before finished ones were reset
+        self.final_state = state
         # fresh states are drawn for every environment, so the random stream does not depend on
         # which ones ended (and nothing waits on the device for the answer)
         self.state = torch.where(done, self.sample_state(self.num_envs), state)
