@@ -98,16 +98,18 @@ def test_one_step_equals_gymnasium(env_id):
     _, reward, terminated, truncated, final = env.step(as_action(env_id, actions, torch.float32))
     env64 = cls(num_envs=len(states), dtype=torch.float64)
     env64.set_state({"state": torch.as_tensor(states), "elapsed": zeros})
+    next64 = env64.dynamics(torch.as_tensor(states, dtype=torch.float64), as_action(env_id, actions, torch.float64))[0]
     final64 = env64.step(as_action(env_id, actions, torch.float64))[4]
 
     gym_env = unwrapped(env_id)
     gym_env.reset(seed=0)
-    expected_obs, expected_obs64, expected_reward, expected_terminated = [], [], [], []
+    expected_obs, expected_obs64, expected_state, expected_reward, expected_terminated = [], [], [], [], []
     for state, action in zip(states, actions, strict=True):
         gym_env.state = state.astype(np.float64)
         obs, r, term = gym_step(gym_env, env_id, action)
         expected_obs.append(obs)
         expected_obs64.append(gym_observe64(env_id, gym_env.state))
+        expected_state.append(np.asarray(gym_env.state, dtype=np.float64))
         expected_reward.append(r)
         expected_terminated.append(term)
     assert final.dtype == torch.float32 and reward.dtype == torch.float32
@@ -115,6 +117,7 @@ def test_one_step_equals_gymnasium(env_id):
     # float32: MountainCarContinuous rounds its state, Pendulum multiplies a float32 torque)
     tol64 = 1e-7 if env_id in ("MountainCarContinuous-v0", "Pendulum-v1") else 1e-10
     torch.testing.assert_close(final64, torch.as_tensor(np.array(expected_obs64)), rtol=0, atol=tol64)
+    torch.testing.assert_close(next64, torch.as_tensor(np.array(expected_state)), rtol=0, atol=tol64)  # wrapped
     # float32: one RK4 step of Acrobot at its top speeds amplifies float32 rounding to ~1e-4
     rtol, atol = (1e-3, 1e-4) if env_id == "Acrobot-v1" else (1e-5, 1e-5)
     expected_obs = torch.as_tensor(np.array(expected_obs))
