@@ -89,7 +89,7 @@ class Pendulum(TorchVectorEnv):
         return self.set_state({k: v[index] for k, v in self.get_state().items()})
 
     def state_dict(self) -> dict[str, Any]:
-        return {**super().state_dict(), "last_u": self.last_u.cpu()}
+        return {**super().state_dict(), "last_u": self.last_u.to("cpu", copy=True)}
 
     def render_state(self, gym_env: gym.Env, row: int = 0) -> None:
         super().render_state(gym_env, row)
