@@ -21,15 +21,15 @@ PI = math.pi
 #: few steps, a state whose next step terminates (None: the task never terminates)
 TASKS = {
     "CartPole-v1": {"states": [(-2.4, 2.4), (-3, 3), (-0.2, 0.2), (-3, 3)], "reset": [(-0.05, 0.05)] * 4,
-                        "quiet": 1, "terminal": [2.39, 3.0, 0.0, 0.0]},
-    "Acrobot-v1": {"states": [(-PI, PI), (-PI, PI), (-4 * PI, 4 * PI), (-9 * PI, 9 * PI)], "reset": [(-0.1, 0.1)] * 4,
-                       "quiet": 1, "terminal": [PI, 0.0, 0.0, 0.0]},
-    "MountainCar-v0": {"states": [(-1.2, 0.6), (-0.07, 0.07)], "reset": [(-0.6, -0.4), (0.0, 0.0)], "quiet": 1,
-                           "terminal": [0.55, 0.05]},
+                    "quiet": 1, "terminal": [2.39, 3.0, 0.0, 0.0]},
+    "Acrobot-v1": {"states": [(-PI, PI), (-PI, PI), (-4 * PI, 4 * PI), (-9 * PI, 9 * PI)],
+                   "reset": [(-0.1, 0.1)] * 4, "quiet": 1, "terminal": [PI, 0.0, 0.0, 0.0]},
+    "MountainCar-v0": {"states": [(-1.2, 0.6), (-0.07, 0.07)], "reset": [(-0.6, -0.4), (0.0, 0.0)],
+                       "quiet": 1, "terminal": [0.55, 0.05]},
     "MountainCarContinuous-v0": {"states": [(-1.2, 0.6), (-0.07, 0.07)], "reset": [(-0.6, -0.4), (0.0, 0.0)],
-                                     "quiet": [0.0], "terminal": [0.5, 0.05]},
-    "Pendulum-v1": {"states": [(-3 * PI, 3 * PI), (-8, 8)], "reset": [(-PI, PI), (-1.0, 1.0)], "quiet": [0.0],
-                        "terminal": None},
+                                 "quiet": [0.0], "terminal": [0.5, 0.05]},
+    "Pendulum-v1": {"states": [(-3 * PI, 3 * PI), (-8, 8)], "reset": [(-PI, PI), (-1.0, 1.0)],
+                    "quiet": [0.0], "terminal": None},
 }
 
 
