@@ -7,13 +7,16 @@ from typing import Any
 
 import torch
 
+from rl_lightning.envs.batched.acrobot import Acrobot
 from rl_lightning.envs.batched.base import TorchVectorEnv
 from rl_lightning.envs.batched.cartpole import CartPole
+from rl_lightning.envs.batched.mountain_car import MountainCar, MountainCarContinuous
+from rl_lightning.envs.batched.pendulum import Pendulum
 from rl_lightning.envs.gym import EnvError
 
 #: gymnasium id -> batched torch class of the same task
 TORCH_ENVS: dict[str, type[TorchVectorEnv]] = {
-    cls.env_id: cls for cls in (CartPole,)
+    cls.env_id: cls for cls in (CartPole, Acrobot, MountainCar, MountainCarContinuous, Pendulum)
 }
 
 _DTYPES = {"float32": torch.float32, "float64": torch.float64}
@@ -57,4 +60,5 @@ def check_torch_env(env_id: str, env_kwargs: dict[str, Any] | None = None) -> No
         raise EnvError(f"data.env_kwargs.dtype must be float32 or float64, got {dtype!r}.")
 
 
-__all__ = ["TORCH_ENVS", "CartPole", "TorchVectorEnv", "check_torch_env", "make_torch_env", "torch_env_options"]
+__all__ = ["TORCH_ENVS", "Acrobot", "CartPole", "MountainCar", "MountainCarContinuous", "Pendulum", "TorchVectorEnv",
+           "check_torch_env", "make_torch_env", "torch_env_options"]

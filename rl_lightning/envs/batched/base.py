@@ -148,8 +148,9 @@ class TorchVectorEnv:
 
     def state_dict(self) -> dict[str, Any]:
         """Everything to continue exactly (tensors on the CPU): the episodes and the generator."""
-        return {"state": self.state.cpu(), "elapsed": self.elapsed.cpu(), "generator": self.generator.get_state(),
-                "exact": True}
+        # copies: on the CPU ``.cpu()`` is the live tensor, and ``elapsed`` changes in place
+        return {"state": self.state.to("cpu", copy=True), "elapsed": self.elapsed.to("cpu", copy=True),
+                "generator": self.generator.get_state(), "exact": True}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Restore :meth:`state_dict`."""

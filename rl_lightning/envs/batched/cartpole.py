@@ -32,8 +32,7 @@ class CartPole(TorchVectorEnv):
     polemass_length = masspole * length
     theta_threshold_radians = 12 * 2 * math.pi / 360
     x_threshold = 2.4
-    _high = np.array([x_threshold * 2, np.finfo(np.float32).max, theta_threshold_radians * 2,
-                      np.finfo(np.float32).max], dtype=np.float32)
+    _high = np.array([x_threshold * 2, np.inf, theta_threshold_radians * 2, np.inf], dtype=np.float32)
     single_observation_space = gym.spaces.Box(-_high, _high, dtype=np.float32)
     single_action_space = gym.spaces.Discrete(2)
 
