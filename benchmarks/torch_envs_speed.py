@@ -7,7 +7,8 @@ side in one run.
 
 * ``env``: environment steps/s with uniformly random actions: our batched torch task on the
   CPU vs gymnasium's ``SyncVectorEnv`` of the same task (at 256 environments, where its
-  per-environment cost has flattened out, and at the same count when ``--gym-all``).
+  per-environment cost has flattened out), and the same task through its TorchRL ``EnvBase``
+  view (``rl_lightning.envs.batched.torchrl_env.as_torchrl``) at 4096.
 * ``ppo``: PPO on CartPole-v1. ``rl_lightning (torch)`` is ``configs/ppo_torch_cartpole.yaml``
   (evaluation every 8192 frames); ``rl_lightning (gymnasium)`` is the same config on
   gymnasium's ``SyncVectorEnv``; ``sb3 (rlzoo)`` and ``handwritten (rlzoo)`` are
@@ -20,8 +21,9 @@ side in one run.
   minibatches of 8 epochs, no evaluation) for ours on both backends and Stable-Baselines3;
   writes a plot.
 
-Every process uses all the machine's cores (torch threads = CPU count), ours and the peers
-alike. Needs the repository root as working directory.
+Every process uses ``--threads`` torch threads (default 1, ours and the peers alike: small
+networks run fastest on one; Stable-Baselines3 at RL Zoo's settings runs at half speed on two).
+Needs the repository root as working directory.
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 CONFIG = ROOT / "configs" / "ppo_torch_cartpole.yaml"
 TARGET = 475.0
-THREADS = os.cpu_count() or 1
+THREADS = 1  # --threads
 RLZOO = {"envs": 8, "steps": 32, "epochs": 20, "minibatch": 256, "gamma": 0.98, "lam": 0.8, "lr": 1e-3,
          "clip": 0.2, "ent": 0.0, "anneal_lr": True, "anneal_clip": True}
 #: configs/ppo_torch_cartpole.yaml's settings, for the peers
@@ -49,14 +51,22 @@ OURS = {"envs": 256, "steps": 32, "epochs": 8, "minibatch": 2048, "gamma": 0.99,
 
 
 # --- environment steps ------------------------------------------------------------------------
-def torch_steps_per_s(task: str, n: int, seconds: float = 1.0) -> float:
+def torch_steps_per_s(task: str, n: int, seconds: float = 1.0, torchrl: bool = False) -> float:
+    """Steps/s of our batched task; ``torchrl``: through its TorchRL ``EnvBase`` view."""
     import torch
 
     from rl_lightning.envs.batched import make_torch_env
+    from rl_lightning.envs.batched.torchrl_env import as_torchrl
 
     env = make_torch_env(task, n)
     env.reset(seed=0)
     space = env.single_action_space
+    if torchrl:
+        view = as_torchrl(env)
+        td = view.reset()
+        step = lambda action: view.step(td.set("action", action))  # noqa: E731
+    else:
+        step = env.step
     discrete = hasattr(space, "n")
 
     def actions():
@@ -66,10 +76,10 @@ def torch_steps_per_s(task: str, n: int, seconds: float = 1.0) -> float:
         return low + (high - low) * torch.rand(n, *space.shape)
 
     for _ in range(10):
-        env.step(actions())
+        step(actions())
     steps, start = 0, time.perf_counter()
     while time.perf_counter() - start < seconds:
-        env.step(actions())
+        step(actions())
         steps += 1
     return steps * n / (time.perf_counter() - start)
 
@@ -96,13 +106,15 @@ def bench_env(args: argparse.Namespace) -> None:
 
     torch.set_num_threads(THREADS)
     print(f"environment steps/s, random actions, {THREADS} threads (millions)")
+    big = 4096  # the count where a step's fixed cost still shows
     print(f"{'task':26s} {'gymnasium 256':>14s} " + " ".join(f"{'torch ' + str(n):>12s}" for n in args.envs)
-          + f" {'best ratio':>11s}")
+          + f" {'TorchRL view ' + str(big):>19s} {'best / gymnasium':>17s}")
     for task in args.tasks:
         gym_rate = gym_steps_per_s(task, 256)
         rates = [torch_steps_per_s(task, n) for n in args.envs]
+        view = torch_steps_per_s(task, big, torchrl=True)
         print(f"{task:26s} {gym_rate / 1e6:14.3f} " + " ".join(f"{r / 1e6:12.2f}" for r in rates)
-              + f" {max(rates) / gym_rate:10.0f}x", flush=True)
+              + f" {view / 1e6:19.2f} {max(rates) / gym_rate:16.0f}x", flush=True)
 
 
 # --- PPO end to end ----------------------------------------------------------------------------
@@ -110,6 +122,7 @@ def run_ours(seed: int, options: list[str], frames: int, every: int) -> dict:
     """One ``fit`` of ours; times from its metrics.csv (evaluation seconds taken out)."""
     with tempfile.TemporaryDirectory() as tmp:
         cmd = [sys.executable, "-m", "rl_lightning", "fit", "--config", str(CONFIG), *options,
+               "--torch_threads", str(THREADS),
                "--seed_everything", str(seed), "--data.total_frames", str(frames),
                "--evaluation.every_frames", str(every), "--checkpoint.every_frames", str(frames),
                "--progress_bar.refresh_rate", "0", "--experiments_dir", tmp, "--experiment", "bench"]
@@ -208,7 +221,7 @@ def bench_scaling(args: argparse.Namespace) -> None:
         if points:
             ax.plot(*zip(*points), marker="o", label=name)
     ax.set(xscale="log", yscale="log", xlabel="data.num_envs (32 steps each per batch)", ylabel="PPO frames/s",
-           title=f"PPO CartPole-v1 on {THREADS} CPU cores")
+           title=f"PPO CartPole-v1, {os.cpu_count()}-core CPU, {THREADS} torch thread(s)")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend()
     fig.tight_layout()
@@ -225,7 +238,10 @@ def main() -> None:
     parser.add_argument("--methods", nargs="+", default=None, help="ppo: rl_lightning, sb3, handwritten")
     parser.add_argument("--max-gym-envs", type=int, default=1024, help="scaling: largest count for the NumPy ones")
     parser.add_argument("--plot", default=str(ROOT / "benchmarks" / "torch_envs_scaling.png"))
+    parser.add_argument("--threads", type=int, default=1, help="torch threads of every process")
     args = parser.parse_args()
+    global THREADS
+    THREADS = args.threads
     if args.what == "env":
         from rl_lightning.envs.batched import TORCH_ENVS
 

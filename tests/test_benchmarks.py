@@ -75,3 +75,16 @@ def test_pixel_benchmark_quick_mode_runs_both_sides_and_measures_replay_memory(c
     assert memory["rl_lightning compact"] < 0.6 * memory["rl_lightning plain"]
     printed = capsys.readouterr().out
     assert "ratio rl/sb3" in printed and "Replay memory per stored transition" in printed
+
+
+def test_torch_envs_benchmark_steps_the_shipped_environments_and_their_torchrl_view(monkeypatch):
+    bench = load("torch_envs_speed")
+    from rl_lightning.envs.batched import TorchVectorEnv
+
+    steps = []
+    shipped = TorchVectorEnv.step
+    monkeypatch.setattr(TorchVectorEnv, "step", lambda self, action: steps.append(self.num_envs) or shipped(self, action))
+    assert bench.torch_steps_per_s("Pendulum-v1", 64, seconds=0.05) > 0
+    assert bench.torch_steps_per_s("CartPole-v1", 32, seconds=0.05, torchrl=True) > 0
+    assert set(steps) == {64, 32}  # both timed the batched class, directly and through TorchRL's EnvBase
+    assert bench.gym_steps_per_s("CartPole-v1", 4, seconds=0.05) > 0

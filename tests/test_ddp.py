@@ -84,6 +84,9 @@ def test_ddp_off_policy_run_resumes_from_its_checkpoint(in_tmp):
     ("ppo.yaml", ["--data.total_frames", "512"]),
     ("dqn.yaml", ["--data.total_frames", "512", "--data.frames_per_batch", "128", "--data.init_random_frames", "128",
                   "--data.updates_per_batch", "4"]),
+    # batched torch environments: each rank steps its own, seeded apart
+    ("ppo_torch_cartpole.yaml", ["--data.total_frames", "1024", "--data.num_envs", "16", "--data.frames_per_batch",
+                                 "512", "--model.minibatch_size", "256"]),
 ])
 def test_ddp_gradients_are_synchronised_across_ranks(in_tmp, config, extra):
     """Each rank collects its own data (a different loss), yet after the first update both

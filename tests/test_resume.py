@@ -42,6 +42,17 @@ CASES = {
              "--data.updates_per_batch", "4", "--data.batch_size", "64", "--data.init_random_frames", "100",
              "--evaluation.every_frames", "160", "--checkpoint.every_frames", "160", "--log_every_frames", "0",
              *QUIET], 320, "ReplayDataModule"),
+    # batched torch environments (data.backend torch): the state, generator and statistics are tensors
+    "ppo-torch": (["--config", str(ROOT / "configs" / "ppo_torch_cartpole.yaml"), "--data.total_frames", "3072",
+                   "--data.num_envs", "32", "--data.frames_per_batch", "512", "--model.minibatch_size", "256",
+                   "--model.epochs", "2", "--evaluation.every_frames", "1024", "--checkpoint.every_frames", "1024",
+                   *QUIET], 2048, "OnPolicyDataModule"),
+    "dqn-torch": ([*DQN, "--data.backend", "torch", "--data.num_envs", "16", "--data.n_step", "3"], 1024,
+                  "ReplayDataModule"),
+    "sac-torch": (["--config", str(ROOT / "configs" / "sac.yaml"), "--data.backend", "torch", "--data.num_envs", "8",
+                   "--data.total_frames", "480", "--data.frames_per_batch", "8", "--data.updates_per_batch", "4",
+                   "--data.batch_size", "64", "--evaluation.every_frames", "160", "--checkpoint.every_frames", "160",
+                   *QUIET], 320, "ReplayDataModule"),
 }
 
 

@@ -97,9 +97,10 @@ class TorchCollector(BaseCollector):
                  "finished_totals": [ret_sum, len_sum, count]}
         if self._obs is not None:
             state["running"] = {
-                "obs": self._obs.cpu(),
-                "ep_return": self._ep_return.cpu(),
-                "ep_length": self._ep_length.cpu(),
+                # copies: on the CPU ``.cpu()`` is the live tensor, and these change in place
+                "obs": self._obs.to("cpu", copy=True),
+                "ep_return": self._ep_return.to("cpu", copy=True),
+                "ep_length": self._ep_length.to("cpu", copy=True),
                 "env": self.env.state_dict(),
             }
         state["rng"] = _get_rng()

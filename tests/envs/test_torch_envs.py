@@ -415,3 +415,23 @@ def test_dtypes_and_devices(env_id, dtype):
         tol = 1e-5 if dtype == torch.float32 else 1e-10
         for x, y in zip(cpu, cuda, strict=True):
             torch.testing.assert_close(y.cpu(), x, rtol=tol, atol=tol)
+
+
+@pytest.mark.parametrize("env_id", ["CartPole-v1", "Pendulum-v1"])
+def test_the_torchrl_view_passes_torchrls_spec_check_and_rolls_out_with_autoreset(env_id):
+    from torchrl.envs.utils import check_env_specs
+
+    from rl_lightning.envs.batched.torchrl_env import as_torchrl
+
+    env = as_torchrl(make_torch_env(env_id, 4))
+    check_env_specs(env)
+    env.set_seed(0)
+    rollout = env.rollout(520, break_when_any_done=False)
+    assert rollout.batch_size == (4, 520)
+    done = rollout["next", "done"].squeeze(-1)
+    assert done.any()  # every CartPole or Pendulum episode ends within 520 steps
+    # within an episode a step starts where the last one ended; after an end, a fresh start
+    cont = ~done[:, :-1]
+    assert torch.equal(rollout["observation"][:, 1:][cont], rollout["next", "observation"][:, :-1][cont])
+    if env_id == "CartPole-v1":
+        assert (rollout["observation"][:, 1:][done[:, :-1]].abs() <= 0.05).all()
