@@ -31,7 +31,46 @@ from rl_lightning.envs.state import capture_vector, restore_vector
 Policy = Callable[[torch.Tensor], dict[str, torch.Tensor]]
 
 
-class VectorCollector(BaseCollector):
+class EndlessCollector(BaseCollector):
+    """What both collectors share: an endless stream of batches (training stops on the trainer's
+    frame budget), reseeding that drops the running episodes, random-number states from a
+    checkpoint applied when iteration starts. Subclasses set ``env``, ``seed``, ``_obs`` and
+    ``_pending_rng`` and define ``rollout``."""
+
+    #: Endless: training stops on the trainer's frame budget, not here.
+    total_frames = -1
+
+    def __len__(self) -> int:
+        raise TypeError(f"{type(self).__name__} is an endless stream and has no length.")
+
+    def set_seed(self, seed: int, static_seed: bool = False) -> int:
+        """Seed the next reset; the running episodes are dropped."""
+        self.seed = seed
+        self._obs = None
+        return seed
+
+    def iterator(self) -> Iterator[TensorDict]:
+        """Endless stream of batches; the trainer stops on its frame budget.
+
+        Random-number states loaded from a checkpoint are applied here, when iteration
+        starts: creating the DataLoader iterator draws from torch's global generator."""
+        if self._pending_rng is not None:
+            self.set_rng(self._pending_rng)
+            self._pending_rng = None
+        while True:
+            yield self.rollout()
+
+    def set_rng(self, state: dict[str, Any]) -> None:
+        """Restore the random-number states a checkpoint saved (torch, NumPy, Python)."""
+        _set_rng(state)
+
+    def shutdown(self, timeout: float | None = None, close_env: bool = True) -> None:
+        """Close the environments."""
+        if close_env:
+            self.env.close()
+
+
+class VectorCollector(EndlessCollector):
     """Collects ``frames_per_batch`` frames per batch from a gymnasium vector environment.
 
     Batches have TorchRL's layout with batch size ``[num_envs, steps]``: ``observation``,
@@ -79,30 +118,6 @@ class VectorCollector(BaseCollector):
         self._finished: list[tuple[float, int]] = []
         self._pending_rng: dict[str, Any] | None = None
 
-    #: Endless: training stops on the trainer's frame budget, not here.
-    total_frames = -1
-
-    # --- TorchRL collector interface -------------------------------------------------
-    def __len__(self) -> int:
-        raise TypeError("VectorCollector is an endless stream and has no length.")
-
-    def set_seed(self, seed: int, static_seed: bool = False) -> int:
-        """Seed the next reset; the running episodes are dropped."""
-        self.seed = seed
-        self._obs = None
-        return seed
-
-    def iterator(self) -> Iterator[TensorDict]:
-        """Endless stream of batches; the trainer stops on its frame budget.
-
-        Random-number states loaded from a checkpoint are applied here, when iteration
-        starts: creating the DataLoader iterator draws from torch's global generator."""
-        if self._pending_rng is not None:
-            _set_rng(self._pending_rng)
-            self._pending_rng = None
-        while True:
-            yield self.rollout()
-
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to continue exactly: counters, the running episodes (current
         observations, partial returns and lengths, environment state) and the random-number
@@ -137,11 +152,6 @@ class VectorCollector(BaseCollector):
             self._pending_rng = state_dict.get("rng")
         else:
             self.set_seed((self.seed or 0) + self.frames)
-
-    def shutdown(self, timeout: float | None = None, close_env: bool = True) -> None:
-        """Close the environments."""
-        if close_env:
-            self.env.close()
 
     # --- collection -------------------------------------------------------------------
     def _reset(self) -> None:

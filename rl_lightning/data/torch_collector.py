@@ -11,18 +11,16 @@ either.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import torch
 from tensordict import TensorDict
-from torchrl.collectors import BaseCollector
 
-from rl_lightning.data.collector import Policy, _get_rng, _set_rng
+from rl_lightning.data.collector import EndlessCollector, Policy, _get_rng, _set_rng
 from rl_lightning.envs.batched import TorchVectorEnv
 
 
-class TorchCollector(BaseCollector):
+class TorchCollector(EndlessCollector):
     """Collects ``frames_per_batch`` frames per batch from a :class:`~rl_lightning.envs.batched.TorchVectorEnv`.
 
     Batches have TorchRL's layout with batch size ``[num_envs, steps]`` on the environment's
@@ -37,8 +35,6 @@ class TorchCollector(BaseCollector):
         seed: seed of the first reset (of the environment's generator).
     """
 
-    #: Endless: training stops on the trainer's frame budget, not here.
-    total_frames = -1
     observation_dtype = torch.float32
 
     def __init__(self, env: TorchVectorEnv, policy: Policy, frames_per_batch: int, seed: int | None = None) -> None:
@@ -69,24 +65,11 @@ class TorchCollector(BaseCollector):
         return int(self._episodes)
 
     # --- TorchRL collector interface -------------------------------------------------
-    def __len__(self) -> int:
-        raise TypeError("TorchCollector is an endless stream and has no length.")
-
-    def set_seed(self, seed: int, static_seed: bool = False) -> int:
-        """Seed the next reset; the running episodes are dropped."""
-        self.seed = seed
-        self._obs = None
-        return seed
-
-    def iterator(self) -> Iterator[TensorDict]:
-        """Endless stream of batches (random-number states from a checkpoint apply here)."""
-        if self._pending_rng is not None:
-            _set_rng(self._pending_rng)
-            if "cuda" in self._pending_rng and self.device.type == "cuda":
-                torch.cuda.set_rng_state(self._pending_rng["cuda"], self.device)
-            self._pending_rng = None
-        while True:
-            yield self.rollout()
+    def set_rng(self, state: dict[str, Any]) -> None:
+        """Restore the saved random-number states, the device's CUDA generator included."""
+        _set_rng(state)
+        if "cuda" in state and self.device.type == "cuda":
+            torch.cuda.set_rng_state(state["cuda"], self.device)
 
     def state_dict(self) -> dict[str, Any]:
         """Counters, the running episodes (observations, partial returns and lengths, the
@@ -125,11 +108,6 @@ class TorchCollector(BaseCollector):
             self._pending_rng = state_dict.get("rng")
         else:
             self.set_seed((self.seed or 0) + self.frames)
-
-    def shutdown(self, timeout: float | None = None, close_env: bool = True) -> None:
-        """Close the environment."""
-        if close_env:
-            self.env.close()
 
     # --- collection -------------------------------------------------------------------
     def _reset(self) -> None:
