@@ -26,6 +26,7 @@ How the memory flows:
 
 from __future__ import annotations
 
+import itertools
 from typing import Any, Literal
 
 import torch
@@ -153,7 +154,7 @@ class RecurrentPPO(PPO):
         cuts[0] = True
         bounds = [*torch.nonzero(cuts).flatten().tolist(), obs.shape[1]]
         pieces = []
-        for start, end in zip(bounds[:-1], bounds[1:]):
+        for start, end in itertools.pairwise(bounds):
             memory = reset_memory(memory, is_init[:, start])
             y, state = rnn(x[:, start:end], self._state(memory, core))
             memory = self._memory(state, core)
