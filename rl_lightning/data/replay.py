@@ -386,6 +386,9 @@ class ReplayDataModule(EnvDataModule):
 
     def connect(self, agent: "RLModule") -> None:
         """Collect with the agent's policy (random during warm-up); build the buffer."""
+        if agent.initial_memory(1) is not None:
+            raise ConfigError(f"{type(agent).__name__} has a recurrent policy, which replay data does not keep: "
+                              "use data.class_path rl_lightning.data.OnPolicyDataModule.")
         self.gamma = float(getattr(agent.hparams, "gamma", 0.99))
         self._agent_policy = agent.collect_policy
         self._observe = getattr(agent, "observe_batch", None)
