@@ -88,7 +88,7 @@ class A2C(PPO):
     ) -> None:
         # PPO's __init__ is not called: its PPO-only options (epochs, clip_range, ...) would
         # become hyperparameters of A2C; the attributes PPO's shared methods read are set here
-        RLModule.__init__(self)
+        super(PPO, self).__init__()
         check_range("model.learning_rate", learning_rate, 0.0, MAX_LEARNING_RATE, low_open=True)
         check_range("model.log_std_init", log_std_init)
         check_range("model.gamma", gamma, 0.0, 1.0, low_open=True)
