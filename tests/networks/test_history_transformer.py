@@ -90,6 +90,6 @@ def test_ppo_fits_with_the_history_overlay(in_tmp):
     metrics = rows(run / "metrics.csv")
     assert float(metrics[-1]["frames"]) == 512 and metrics[-1]["eval/return_mean"]
     checkpoint = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)
-    assert checkpoint["rl_lightning"]["env_spec"]["observation_shape"] == [8, 4]
+    assert tuple(checkpoint["rl_lightning"]["env_spec"]["observation_shape"]) == (8, 4)
     assert any(key.startswith("actor.encoder.layers.") for key in checkpoint["state_dict"])
     assert list(run.rglob("*.mp4"))
