@@ -250,7 +250,8 @@ class EnvDataModule(ScrubbedHyperparameters, L.LightningDataModule):
         if rank:  # same seed_everything on every rank: decorrelate action sampling
             torch.manual_seed(seed)
         collector = TorchCollector if self.backend == "torch" else VectorCollector
-        self.collector = collector(self.env, agent.collect_policy, self.frames_per_batch, seed)
+        self.collector = collector(self.env, agent.collect_policy, self.frames_per_batch, seed,
+                                   initial_memory=agent.initial_memory if agent.initial_memory(1) is not None else None)
         if self._pending_state is not None:
             self.load_state_dict(self._pending_state)
 
