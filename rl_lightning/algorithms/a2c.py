@@ -130,13 +130,7 @@ class A2C(PPO):
             The loss, and detached statistics ``[policy loss, value loss, entropy loss]``.
         """
         hp = self.hparams
-        if hp.share_encoder:  # encode once for policy and value
-            features = self.actor.encode(data["obs"])
-            dist = self.actor.dist_from_features(features)
-            value = self.critic(features).squeeze(-1)
-        else:
-            dist = self.actor.dist(data["obs"])
-            value = self.value(data["obs"]).squeeze(-1)
+        dist, value = self.policy_and_value(data)
         advantage = data["advantage"]
         if hp.normalize_advantage and advantage.numel() > 1:
             advantage = (advantage - advantage.mean()) / (advantage.std() + 1e-8)
