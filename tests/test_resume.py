@@ -21,6 +21,9 @@ CASES = {
     "ppo": (["--config", PPO, "--data.total_frames", "3072", "--evaluation.every_frames", "1024",
              "--checkpoint.every_frames", "1024", *QUIET], 2048, "OnPolicyDataModule"),
     "dqn": (DQN, 1024, "ReplayDataModule"),
+    # one RMSprop step per 40-frame batch: the optimizer's square averages are checkpointed
+    "a2c": (["--config", str(ROOT / "configs" / "a2c.yaml"), "--data.total_frames", "1200", "--evaluation.every_frames",
+             "400", "--checkpoint.every_frames", "400", *QUIET], 800, "OnPolicyDataModule"),
     # prioritized replay (sampler state), 3-step returns, memory-mapped buffer (snapshot folder)
     "dqn-per-nstep-memmap": ([*DQN, "--data.prioritized", "true", "--data.n_step", "3", "--data.memmap", "true",
                               "--model.double_q", "true"], 1024, "ReplayDataModule"),

@@ -239,3 +239,86 @@ class ImpalaCNN(_ConvEncoder):
                        _Residual(out), _Residual(out)]
             c = out
         self._finish(nn.Sequential(*layers, nn.ReLU(), nn.Flatten()), features_dim)
+
+
+class HistoryTransformer(nn.Module):
+    """Causal self-attention over the K most recent observations, e.g. those of gymnasium's
+    ``FrameStackObservation(stack_size=K)`` wrapper (``data.wrappers``), oldest first.
+
+    Each of the K steps is a token: a linear embedding of its observation plus a positional
+    encoding of its place in the window. A stack of pre-norm transformer encoder layers attends
+    causally (a step sees itself and older steps only); the features are those of the last token,
+    the current step, after a final layer norm: ``[batch, K, D] -> [batch, d_model]``.
+
+    At the start of an episode the window is not yet full: ``FrameStackObservation`` fills it
+    with copies of the reset observation (its default ``padding_type="reset"``; ``"zero"`` pads
+    with zeros), so for the first K - 1 steps the encoder sees the reset observation repeated
+    (as a standstill) in the older positions; nothing marks them as padding.
+
+    Args:
+        observation_shape: ``(K, D)``: K steps of D-entry observations; given by the algorithm.
+        d_model: width of the tokens (the number of features).
+        heads: attention heads; ``d_model`` must be a multiple.
+        layers: transformer encoder layers.
+        dim_feedforward: width of each layer's feed-forward network.
+        dropout: dropout in the layers (0 keeps collecting and training on the same policy).
+        positional: ``sinusoidal`` (fixed, Vaswani et al.) or ``learned`` positional encodings.
+    """
+
+    def __init__(
+        self,
+        observation_shape: tuple[int, ...],
+        d_model: int = 32,
+        heads: int = 2,
+        layers: int = 1,
+        dim_feedforward: int = 64,
+        dropout: float = 0.0,
+        positional: Literal["sinusoidal", "learned"] = "sinusoidal",
+    ) -> None:
+        super().__init__()
+        if len(observation_shape) != 2:
+            raise ConfigError(
+                f"HistoryTransformer takes a history of vector observations (K, D), got shape {tuple(observation_shape)}: "
+                "stack them with data.wrappers [..., {class_path: gymnasium.wrappers.FrameStackObservation, "
+                "init_args: {stack_size: 8}}]."
+            )
+        for name, value in (("d_model", d_model), ("heads", heads), ("layers", layers),
+                            ("dim_feedforward", dim_feedforward)):
+            if value < 1:
+                raise ConfigError(f"HistoryTransformer {name} must be >= 1 (model.encoder.init_args.{name}), got {value}.")
+        if d_model % heads:
+            raise ConfigError(f"HistoryTransformer d_model ({d_model}) must be a multiple of heads ({heads}) "
+                              "(model.encoder.init_args).")
+        if not 0.0 <= dropout < 1.0:
+            raise ConfigError(f"HistoryTransformer dropout must be in [0, 1) (model.encoder.init_args.dropout), got {dropout}.")
+        if positional not in ("sinusoidal", "learned"):
+            raise ConfigError(f"HistoryTransformer positional must be 'sinusoidal' or 'learned', got {positional!r}.")
+        steps, size = (int(n) for n in observation_shape)
+        self.embed = nn.Linear(size, d_model)
+        if positional == "learned":
+            self.position = nn.Parameter(torch.randn(steps, d_model) * 0.02)
+        else:
+            self.register_buffer("position", _sinusoidal(steps, d_model), persistent=False)
+        layer = nn.TransformerEncoderLayer(d_model, heads, dim_feedforward, dropout, batch_first=True,
+                                           norm_first=True)
+        self.layers = nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
+        self.norm = nn.LayerNorm(d_model)
+        self.register_buffer("mask", nn.Transformer.generate_square_subsequent_mask(steps), persistent=False)
+
+    def tokens(self, obs: torch.Tensor) -> torch.Tensor:
+        """The features of every step, ``[batch, K, d_model]`` (step k attends to steps <= k)."""
+        x = self.embed(obs if obs.is_floating_point() else obs.float()) + self.position
+        return self.norm(self.layers(x, mask=self.mask, is_causal=True))
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        return self.tokens(obs)[:, -1]
+
+
+def _sinusoidal(steps: int, width: int) -> torch.Tensor:
+    """Fixed sine/cosine positional encodings ``[steps, width]`` (Vaswani et al. 2017)."""
+    position = torch.arange(steps, dtype=torch.float32).unsqueeze(1)
+    rate = torch.exp(torch.arange(0, width, 2, dtype=torch.float32) * (-math.log(10_000.0) / width))
+    encoding = torch.zeros(steps, width)
+    encoding[:, 0::2] = torch.sin(position * rate)
+    encoding[:, 1::2] = torch.cos(position * rate[: width // 2])
+    return encoding
