@@ -2,8 +2,9 @@
 
 from rl_lightning.algorithms.base import RLModule
 from rl_lightning.algorithms.dqn import DQN
+from rl_lightning.algorithms.grpo import GRPO
 from rl_lightning.algorithms.ppo import PPO
 from rl_lightning.algorithms.sac import SAC
 from rl_lightning.algorithms.td3 import TD3
 
-__all__ = ["DQN", "PPO", "RLModule", "SAC", "TD3"]
+__all__ = ["DQN", "GRPO", "PPO", "RLModule", "SAC", "TD3"]
