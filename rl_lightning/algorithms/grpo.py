@@ -35,7 +35,11 @@ from rl_lightning.algorithms.base import RLModule
 from rl_lightning.envs import EnvSpec
 from rl_lightning.errors import MAX_LEARNING_RATE, ConfigError, check_range
 from rl_lightning.networks import MLP
-from rl_lightning.networks.actor import DistributionName, NetworkBuilder, StochasticActor
+from rl_lightning.networks.actor import (
+    DistributionName,
+    NetworkBuilder,
+    StochasticActor,
+)
 from rl_lightning.networks.encoders import EncoderBuilder
 
 Schedule = Literal["constant", "linear"]

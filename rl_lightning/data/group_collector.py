@@ -29,7 +29,13 @@ import numpy as np
 import torch
 from tensordict import TensorDict
 
-from rl_lightning.data.collector import EndlessCollector, Policy, _get_rng, _set_rng, observation_torch_dtype
+from rl_lightning.data.collector import (
+    EndlessCollector,
+    Policy,
+    _get_rng,
+    _set_rng,
+    observation_torch_dtype,
+)
 from rl_lightning.envs.batched import TorchVectorEnv
 
 #: seeds handed to environment resets are drawn in [0, SEED_HIGH)

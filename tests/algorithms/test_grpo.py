@@ -130,7 +130,8 @@ def test_cli_fit_logs_the_kl_to_the_reference_and_checkpoints_it(in_tmp):
             "--model.kl_coef", "0.1", "--model.ref_update_every", "2", "--model.advantage", "reward_to_go", *QUIET,
             "--experiment", "grpo")
     (run,) = (in_tmp / "experiments" / "grpo").iterdir()
-    rows = list(csv.DictReader(open(run / "metrics.csv")))
+    with open(run / "metrics.csv") as file:
+        rows = list(csv.DictReader(file))
     frames = [float(r["frames"]) for r in rows]
     assert frames == sorted(frames) and frames[-1] >= 1500 and len(rows) >= 3
     assert all(r["train/episodes"] and float(r["train/episode_length"]) > 0 for r in rows)
