@@ -10,6 +10,14 @@ which replaces a learned baseline. The update is PPO's clipped surrogate plus a 
 frozen reference copy of the policy (the k3 estimator of Schulman's "Approximating KL
 divergence", as the paper).
 
+There is no reference implementation of GRPO for control tasks to match. The objective is the
+paper's equation (3) with one change: the surrogate and the KL are averaged over the valid
+steps of a minibatch (every step weighs the same) rather than per episode and then over the
+group. Besides the shared metrics, ``train/kl_ref`` is the KL to the reference policy,
+``train/batch_frames`` the valid frames of the batch and ``train/flat_groups`` the fraction of
+groups whose members all scored alike (no learning signal; on CartPole, groups that all reached
+the time limit).
+
 Run it::
 
     python -m rl_lightning fit --config configs/grpo.yaml

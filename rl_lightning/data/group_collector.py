@@ -15,7 +15,8 @@ random-number generators only, which makes a resume exact.
   copies each group leader's state to its members (``clone_rows``), on the environment's device
   with no NumPy in the loop.
 
-The seeds come from a ``torch.Generator`` seeded with the collector's ``seed`` (the data module
+The task's episodes must end (a time limit, as every gymnasium classic-control task has): a
+batch lasts until the last one does. The seeds come from a ``torch.Generator`` seeded with the collector's ``seed`` (the data module
 gives ``seed + rank * num_envs``), part of the checkpointed state.
 """
 
