@@ -75,9 +75,12 @@ def random_policy(n_actions):
 def collectors():
     yield GymGroupCollector(make_vector_env("CartPole-v1", 8), random_policy(2), 4, seed=3)
     yield TorchGroupCollector(make_torch_env("CartPole-v1", 8), random_policy(2), 4, seed=3)
+    chunked = TorchGroupCollector(make_torch_env("CartPole-v1", 8), random_policy(2), 4, seed=3)
+    chunked.check_every = 7  # as on a GPU: steps past the longest episode are cut off
+    yield chunked
 
 
-@pytest.mark.parametrize("collector", list(collectors()), ids=["gymnasium", "torch"])
+@pytest.mark.parametrize("collector", list(collectors()), ids=["gymnasium", "torch", "torch-chunked"])
 def test_groups_start_from_identical_states_and_the_mask_ends_with_each_episode(collector):
     starts, frames = [], 0
     for _ in range(2):
@@ -122,12 +125,14 @@ def test_bad_group_sizes_are_refused(in_tmp, capsys):
     line = refused(capsys, "fit", "--config", GRPO_CONFIG, "--data.num_envs", "12", "--data.frames_per_batch", "12",
                    *QUIET)
     assert "data.num_envs (12) must be a multiple of model.group_size (8)" in line
+    line = refused(capsys, "fit", "--config", GRPO_CONFIG, "--data.normalize_reward", "true", *QUIET)
+    assert "data.normalize_reward has no effect on GRPO" in line
 
 
 def test_cli_fit_logs_the_kl_to_the_reference_and_checkpoints_it(in_tmp):
     run_cli("fit", "--config", GRPO_CONFIG, "--data.num_envs", "16", "--model.group_size", "4",
             "--data.total_frames", "1500", "--evaluation.every_frames", "1000", "--checkpoint.every_frames", "1000",
-            "--model.kl_coef", "0.1", "--model.ref_update_every", "2", "--model.advantage", "reward_to_go", *QUIET,
+            "--model.kl_coef", "0.1", "--model.ref_update_every", "2", "--model.advantage", "reward_to_go", "--data.normalize_observation", "true", *QUIET,
             "--experiment", "grpo")
     (run,) = (in_tmp / "experiments" / "grpo").iterdir()
     with open(run / "metrics.csv") as file:
@@ -141,6 +146,8 @@ def test_cli_fit_logs_the_kl_to_the_reference_and_checkpoints_it(in_tmp):
     ckpt = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)
     weights = ckpt["state_dict"]
     assert int(weights["batches"]) >= 3
+    # observation statistics count the valid steps only, the frames
+    assert float(weights["normalizer.obs_rms.count"]) == pytest.approx(ckpt["OnPolicyDataModule"]["frames"], abs=1e-3)
     ref = [k for k in weights if k.startswith("ref_actor.")]
     assert ref and all(k.replace("ref_actor.", "actor.") in weights for k in ref)
     assert any(not torch.equal(weights[k], weights[k.replace("ref_actor.", "actor.")]) for k in ref)
