@@ -154,3 +154,21 @@ def test_cli_fit_logs_the_kl_to_the_reference_and_checkpoints_it(in_tmp):
     # the reference is not trained: the optimizer holds the policy's parameters only
     (optimizer,) = ckpt["optimizer_states"]
     assert len(optimizer["param_groups"][0]["params"]) == len([k for k in weights if k.startswith("actor.")])
+
+
+@pytest.mark.parametrize("distribution", ["normal", "beta"])
+def test_continuous_actions_learn_a_target(tmp_path, distribution):
+    """Slider rewards -(a - 1)^2 over 10-step episodes: the deterministic action moves toward 1."""
+    import lightning as L
+
+    from rl_lightning.data import OnPolicyDataModule
+
+    L.seed_everything(0)
+    data = OnPolicyDataModule("tests.helpers.envs:Slider-v0", num_envs=16, frames_per_batch=16, total_frames=6_000)
+    model = GRPO(distribution=distribution, group_size=8, advantage="reward_to_go", learning_rate=3e-3, epochs=5,
+                 minibatch_size=80)
+    L.Trainer(max_epochs=-1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+              enable_model_summary=False, default_root_dir=tmp_path).fit(model, datamodule=data)
+    assert data.frames == 6_080  # 38 batches of 16 episodes of 10 steps
+    action = model.act(torch.zeros(1, 2), deterministic=True)["env_action"]
+    assert abs(action.item() - 1.0) < 0.35  # from about 0 (the normal's mean, the beta's mid-range)
