@@ -73,16 +73,17 @@ def run(spec: dict, seed: int, frames: int | None, extra: tuple[str, ...] = ()) 
         (metrics,) = Path(tmp, "bench").glob("*/metrics.csv")
         with open(metrics) as f:
             rows = list(csv.DictReader(f))
-    evals, elapsed = [], 0.0
+    evals, elapsed, fps = [], 0.0, None
     for row in rows:
         if row.get("time/fps"):
-            elapsed = float(row["frames"]) / float(row["time/fps"])  # training seconds so far
+            fps = float(row["time/fps"])  # frames/s of training, evaluations included
+            elapsed = float(row["frames"]) / fps  # training seconds so far
         if row.get("eval/return_mean"):
             evals.append((int(float(row["frames"])), float(row["eval/return_mean"]), elapsed))
     hit = next((e for e in evals if e[1] >= spec["target"]), None)
     return {"seed": seed, "final": evals[-1][1], "best": max(e[1] for e in evals), "wall": wall,
             "frames_to_target": hit[0] if hit else None, "seconds_to_target": hit[2] if hit else None,
-            "curve": [(f, r) for f, r, _ in evals]}
+            "fps": fps, "curve": [(f, r) for f, r, _ in evals]}
 
 
 def _median(runs: list[dict], key: str) -> str:

@@ -88,3 +88,13 @@ def test_torch_envs_benchmark_steps_the_shipped_environments_and_their_torchrl_v
     assert bench.torch_steps_per_s("CartPole-v1", 32, seconds=0.05, torchrl=True) > 0
     assert set(steps) == {64, 32}  # both timed the batched class, directly and through TorchRL's EnvBase
     assert bench.gym_steps_per_s("CartPole-v1", 4, seconds=0.05) > 0
+
+
+def test_onpolicy_benchmark_measures_ours_and_the_peer_alike():
+    """Both sides end with an evaluation, report frames/s, and the peer's frames are its budget."""
+    bench = load("onpolicy_learning")
+    ours = bench.run_any("recurrent-ppo-cartpole-novel", 1, 512)
+    theirs = bench.run_any("sb3-recurrent-ppo-cartpole-novel", 1, 512)
+    for result in (ours, theirs):
+        assert result["fps"] > 0 and result["curve"] and result["curve"][-1][0] >= 512
+        assert result["final"] == result["curve"][-1][1]

@@ -54,6 +54,11 @@ CASES = {
     "grpo": (GRPO, 2048, "OnPolicyDataModule"),
     "grpo-torch": ([*GRPO, "--data.backend", "torch", "--model.advantage", "reward_to_go", "--model.kl_coef", "0.1",
                     "--model.ref_update_every", "2"], 2048, "OnPolicyDataModule"),
+    # recurrent memory per environment (stopped mid-episode), observation normalization
+    "recurrent-ppo": (["--config", str(ROOT / "configs" / "recurrent_ppo.yaml"), "--data.total_frames", "1536",
+                       "--model.epochs", "2", "--model.sequence_length", "8", "--model.minibatch_size", "64",
+                       "--evaluation.every_frames", "512", "--checkpoint.every_frames", "512", *QUIET], 1024,
+                      "OnPolicyDataModule"),
     "dqn-torch": ([*DQN, "--data.backend", "torch", "--data.num_envs", "16", "--data.n_step", "3"], 1024,
                   "ReplayDataModule"),
     "sac-torch": (["--config", str(ROOT / "configs" / "sac.yaml"), "--data.backend", "torch", "--data.num_envs", "8",

@@ -188,12 +188,41 @@ class RLModule(ScrubbedHyperparameters, L.LightningModule):
         """Act on a batch of observations; returns at least ``action`` and ``env_action``."""
         raise NotImplementedError
 
+    def initial_memory(self, batch_size: int) -> dict[str, torch.Tensor] | None:
+        """The memory of a recurrent policy for ``batch_size`` new episodes (tensors
+        ``[batch_size, ...]`` on the module's device); ``None`` for policies without memory
+        (the default), which act on the current observation alone."""
+        return None
+
+    def step_policy(
+        self, obs: torch.Tensor, memory: dict[str, torch.Tensor] | None, is_init: torch.Tensor,
+        deterministic: bool = False,
+    ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor] | None]:
+        """Act on one step of observations with a memory: ``(act's outputs, memory after the
+        step)``. ``is_init`` (``[batch]`` bool) marks the episodes that start at ``obs``: their
+        memory is reset first. Evaluation, video, play and the collectors call this; policies
+        without memory ignore ``memory`` and ``is_init``."""
+        return self.act(obs, deterministic), memory
+
     @torch.no_grad()
-    def collect_policy(self, obs: torch.Tensor) -> dict[str, torch.Tensor]:
+    def collect_policy(
+        self, obs: torch.Tensor, memory: dict[str, torch.Tensor] | None = None, is_init: torch.Tensor | None = None
+    ) -> dict[str, torch.Tensor] | tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
         """The policy the collector steps environments with: actions on the observations'
-        device (no copy when the environments run where the module does)."""
-        out = self.act(obs.to(self.device))
-        return out if obs.device == self.device else {k: v.to(obs.device) for k, v in out.items()}
+        device (no copy when the environments run where the module does). With a ``memory``
+        (recurrent policies), returns ``(outputs, memory after the step)``; the outputs then
+        hold ``is_init`` and the memory the step started from (keys ``memory_<name>``), which the
+        batch stores."""
+        if memory is None:
+            out = self.act(obs.to(self.device))
+            return out if obs.device == self.device else {k: v.to(obs.device) for k, v in out.items()}
+        is_init = is_init.to(self.device)
+        start = reset_memory(memory, is_init)
+        out, after = self.step_policy(obs.to(self.device), start, torch.zeros_like(is_init))
+        out = {**out, "is_init": is_init, **{MEMORY_PREFIX + k: v for k, v in start.items()}}
+        if obs.device != self.device:
+            out = {k: v.to(obs.device) for k, v in out.items()}
+        return out, after
 
     # --- evaluation (validate / test commands) -------------------------------------------
     def validation_step(self, batch: Any, batch_idx: int) -> None:
@@ -341,6 +370,17 @@ class RLModule(ScrubbedHyperparameters, L.LightningModule):
             f"({'; '.join(details)}); resume with the run's own config (its config.yaml) or change "
             "the network options (model.init_args) back."
         )
+
+
+#: prefix of the memory entries a recurrent policy's batches hold (``memory_<name>``)
+MEMORY_PREFIX = "memory_"
+
+
+def reset_memory(memory: dict[str, torch.Tensor], is_init: torch.Tensor) -> dict[str, torch.Tensor]:
+    """``memory`` with the rows of the episodes that start (``is_init``, ``[batch]`` bool) set
+    to zero, the memory of a new episode."""
+    keep = (~is_init).to(next(iter(memory.values())).dtype)
+    return {k: v * keep.reshape(-1, *[1] * (v.dim() - 1)) for k, v in memory.items()}
 
 
 def _describe(settings: dict[str, Any] | None) -> str:

@@ -284,13 +284,7 @@ class PPO(RLModule):
             approx KL, clip fraction]``.
         """
         hp = self.hparams
-        if hp.share_encoder:  # encode once for policy and value
-            features = self.actor.encode(mb["obs"])
-            dist = self.actor.dist_from_features(features)
-            value = self.critic(features).squeeze(-1)
-        else:
-            dist = self.actor.dist(mb["obs"])
-            value = self.value(mb["obs"]).squeeze(-1)
+        dist, value = self.policy_and_value(mb)
         log_ratio = dist.log_prob(mb["action"]) - mb["log_prob"]
         ratio = log_ratio.exp()
         advantage = mb["advantage"]
@@ -308,6 +302,14 @@ class PPO(RLModule):
             clip_fraction = ((ratio - 1).abs() > clip).float().mean()
             stats = torch.stack([policy_loss, value_loss, entropy_loss, approx_kl, clip_fraction])
         return loss, stats
+
+    def policy_and_value(self, mb: dict[str, torch.Tensor]) -> tuple[torch.distributions.Distribution, torch.Tensor]:
+        """The current policy's action distribution and the critic's values (``[frames]``) on a
+        minibatch's observations."""
+        if self.hparams.share_encoder:  # encode once for policy and value
+            features = self.actor.encode(mb["obs"])
+            return self.actor.dist_from_features(features), self.critic(features).squeeze(-1)
+        return self.actor.dist(mb["obs"]), self.value(mb["obs"]).squeeze(-1)
 
     def _end_of_batch(self) -> None:
         """Log the batch's statistics; stop once the frame budget is spent."""

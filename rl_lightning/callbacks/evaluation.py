@@ -32,9 +32,12 @@ def evaluate(module: RLModule, env, episodes: int, seed: int, deterministic: boo
     returns = np.zeros(episodes)
     lengths = np.zeros(episodes, dtype=np.int64)
     running = np.ones(episodes, dtype=bool)
+    memory = module.initial_memory(episodes)  # a recurrent policy's; None otherwise
+    is_init = torch.ones(episodes, dtype=torch.bool, device=module.device)
     try:
         while running.any():
-            out = module.act(observation_tensor(obs, module.device), deterministic)
+            out, memory = module.step_policy(observation_tensor(obs, module.device), memory, is_init, deterministic)
+            is_init = torch.zeros_like(is_init)
             obs, reward, term, trunc, _ = env.step(out["env_action"].cpu().numpy())
             returns += reward * running
             lengths += running

@@ -31,10 +31,14 @@ def record_episode(
     obs, _ = env.reset(seed=seed)
     first = env.render()
     frames, total, length = [first] if first is not None else [], 0.0, 0
+    memory = module.initial_memory(1)  # a recurrent policy's; None otherwise
+    is_init = torch.ones(1, dtype=torch.bool, device=module.device)
     try:
         for length in range(1, max_frames + 1):
             batch = observation_tensor(np.asarray(obs)[None], module.device)
-            action = module.act(batch, deterministic)["env_action"][0].cpu().numpy()
+            out, memory = module.step_policy(batch, memory, is_init, deterministic)
+            is_init = torch.zeros_like(is_init)
+            action = out["env_action"][0].cpu().numpy()
             obs, reward, term, trunc, _ = env.step(action)
             total += float(reward)
             frame = env.render()

@@ -264,7 +264,8 @@ class EnvDataModule(ScrubbedHyperparameters, L.LightningDataModule):
             self.collector = collector(self.env, agent.collect_policy, group_size, seed)
         else:
             collector = TorchCollector if self.backend == "torch" else VectorCollector
-            self.collector = collector(self.env, agent.collect_policy, self.frames_per_batch, seed)
+            self.collector = collector(self.env, agent.collect_policy, self.frames_per_batch, seed,
+                                       initial_memory=agent.initial_memory if agent.initial_memory(1) is not None else None)
         if self._pending_state is not None:
             self.load_state_dict(self._pending_state)
 

@@ -27,8 +27,12 @@ from rl_lightning.envs.state import capture_vector, restore_vector
 
 #: A policy maps a batch of observations to a dict holding at least ``"action"`` (stored in
 #: the batch) and ``"env_action"`` (what the environment receives); other entries, such as
-#: ``"action_log_prob"``, are stored in the batch too.
-Policy = Callable[[torch.Tensor], dict[str, torch.Tensor]]
+#: ``"action_log_prob"``, are stored in the batch too. A recurrent policy (a collector given
+#: ``initial_memory``) is called ``policy(obs, memory, is_init)`` and returns ``(outputs,
+#: memory after the step)`` (see ``RLModule.collect_policy``).
+Policy = Callable[..., Any]
+#: ``initial_memory(num_envs)``: a recurrent policy's memory for new episodes, or ``None``.
+MemoryFactory = Callable[[int], "dict[str, torch.Tensor] | None"]
 
 
 class EndlessCollector(BaseCollector):
@@ -69,6 +73,44 @@ class EndlessCollector(BaseCollector):
         if close_env:
             self.env.close()
 
+    # --- a recurrent policy's memory, per environment ---------------------------------
+    #: ``initial_memory`` of a recurrent policy (set by subclasses), else ``None``
+    initial_memory: MemoryFactory | None = None
+    _memory: dict[str, torch.Tensor] | None = None
+    _is_init: torch.Tensor | None = None
+
+    def _start_memory(self, device: torch.device | str) -> None:
+        """New episodes everywhere (at a reset): fresh memory, every episode starting."""
+        self._memory = self.initial_memory(self.num_envs) if self.initial_memory is not None else None
+        self._is_init = torch.ones(self.num_envs, dtype=torch.bool, device=device) if self._memory else None
+
+    def _act(self, obs: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The policy's outputs for ``obs``; a recurrent policy's memory moves one step."""
+        if self._memory is None:
+            return self.policy(obs)
+        out, self._memory = self.policy(obs, self._memory, self._is_init)
+        return out
+
+    def _episodes_ended(self, done: torch.Tensor) -> None:
+        """Episodes that ended start anew at the next observation (same-step autoreset)."""
+        if self._memory is not None:
+            self._is_init = done.to(self._is_init.device)
+
+    def _memory_state(self) -> dict[str, Any]:
+        """The running memory (CPU copies) for ``state_dict``; empty without one."""
+        if self._memory is None:
+            return {}
+        return {"memory": {k: v.to("cpu", copy=True) for k, v in self._memory.items()},
+                "is_init": self._is_init.to("cpu", copy=True)}
+
+    def _load_memory(self, running: dict[str, Any], device: torch.device | str) -> None:
+        """Restore :meth:`_memory_state`'s memory onto the policy's devices."""
+        self._start_memory(device)
+        if self._memory is not None and "memory" in running:
+            for key, value in self._memory.items():
+                value.copy_(running["memory"][key])
+            self._is_init.copy_(running["is_init"])
+
 
 class VectorCollector(EndlessCollector):
     """Collects ``frames_per_batch`` frames per batch from a gymnasium vector environment.
@@ -84,6 +126,9 @@ class VectorCollector(EndlessCollector):
         policy: the acting policy; called under ``torch.no_grad``.
         frames_per_batch: frames per batch, a multiple of ``env.num_envs``.
         seed: seed of the first reset (environment ``i`` gets ``seed + i``).
+        initial_memory: a recurrent policy's ``initial_memory`` (``RLModule.initial_memory``): the
+            collector keeps each environment's memory, resets it where an episode starts, and the
+            batch holds ``is_init`` and the memory each step started from.
     """
 
     def __init__(
@@ -92,10 +137,12 @@ class VectorCollector(EndlessCollector):
         policy: Policy,
         frames_per_batch: int,
         seed: int | None = None,
+        initial_memory: MemoryFactory | None = None,
     ) -> None:
         super().__init__()
         self.env = env
         self.policy = policy
+        self.initial_memory = initial_memory
         self.num_envs = env.num_envs
         if frames_per_batch % self.num_envs:
             raise ValueError(
@@ -131,6 +178,7 @@ class VectorCollector(EndlessCollector):
                 "ep_return": torch.from_numpy(self._ep_return.copy()),
                 "ep_length": torch.from_numpy(self._ep_length.copy()),
                 "env": capture_vector(self.env),
+                **self._memory_state(),
             }
         state["rng"] = _get_rng()
         return state
@@ -149,6 +197,7 @@ class VectorCollector(EndlessCollector):
             self._obs = running["obs"].to(self.observation_dtype).clone()
             self._ep_return = running["ep_return"].numpy().copy()
             self._ep_length = running["ep_length"].numpy().copy()
+            self._load_memory(running, "cpu")
             self._pending_rng = state_dict.get("rng")
         else:
             self.set_seed((self.seed or 0) + self.frames)
@@ -159,6 +208,7 @@ class VectorCollector(EndlessCollector):
         self._obs = torch.as_tensor(obs, dtype=self.observation_dtype)
         self._ep_return[:] = 0.0
         self._ep_length[:] = 0
+        self._start_memory("cpu")
 
     def pop_episodes(self) -> tuple[list[float], list[int]]:
         """Returns and lengths of the episodes finished since the last call."""
@@ -184,9 +234,10 @@ class VectorCollector(EndlessCollector):
         truncated = np.empty((steps, n), dtype=bool)
         for t in range(steps):
             obs = self._obs
-            out = self.policy(obs)
+            out = self._act(obs)
             next_obs, reward, term, trunc, info = self.env.step(out.pop("env_action").numpy())
             done = term | trunc
+            self._episodes_ended(torch.from_numpy(done))
             self._obs = torch.as_tensor(next_obs, dtype=self.observation_dtype)
             if done.any():
                 next_obs = next_obs.copy()

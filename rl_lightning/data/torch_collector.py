@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from tensordict import TensorDict
 
-from rl_lightning.data.collector import EndlessCollector, Policy, _get_rng, _set_rng
+from rl_lightning.data.collector import EndlessCollector, MemoryFactory, Policy, _get_rng, _set_rng
 from rl_lightning.envs.batched import TorchVectorEnv
 
 
@@ -33,14 +33,18 @@ class TorchCollector(EndlessCollector):
             called under ``torch.no_grad``.
         frames_per_batch: frames per batch, a multiple of ``env.num_envs``.
         seed: seed of the first reset (of the environment's generator).
+        initial_memory: a recurrent policy's ``initial_memory``: memory per environment, as
+            :class:`~rl_lightning.data.collector.VectorCollector` keeps it.
     """
 
     observation_dtype = torch.float32
 
-    def __init__(self, env: TorchVectorEnv, policy: Policy, frames_per_batch: int, seed: int | None = None) -> None:
+    def __init__(self, env: TorchVectorEnv, policy: Policy, frames_per_batch: int, seed: int | None = None,
+                 initial_memory: MemoryFactory | None = None) -> None:
         super().__init__()
         self.env = env
         self.policy = policy
+        self.initial_memory = initial_memory
         self.num_envs = env.num_envs
         self.device = env.device
         if frames_per_batch % self.num_envs:
@@ -85,6 +89,7 @@ class TorchCollector(EndlessCollector):
                 "ep_return": self._ep_return.to("cpu", copy=True),
                 "ep_length": self._ep_length.to("cpu", copy=True),
                 "env": self.env.state_dict(),
+                **self._memory_state(),
             }
         state["rng"] = _get_rng()
         if self.device.type == "cuda":
@@ -105,6 +110,7 @@ class TorchCollector(EndlessCollector):
             self._obs = running["obs"].to(self.device, self.observation_dtype).clone()
             self._ep_return.copy_(running["ep_return"])
             self._ep_length.copy_(running["ep_length"])
+            self._load_memory(running, self.device)
             self._pending_rng = state_dict.get("rng")
         else:
             self.set_seed((self.seed or 0) + self.frames)
@@ -114,6 +120,7 @@ class TorchCollector(EndlessCollector):
         self._obs = self.env.reset(seed=self.seed).to(self.observation_dtype)
         self._ep_return.zero_()
         self._ep_length.zero_()
+        self._start_memory(self.device)
 
     def episode_totals(self) -> tuple[float, float, int, int]:
         """``(return sum, length sum, count)`` of the episodes finished since the last call, and
@@ -133,8 +140,9 @@ class TorchCollector(EndlessCollector):
         dtype = self.observation_dtype
         for _ in range(self.steps):
             obs = self._obs
-            out = self.policy(obs)
+            out = self._act(obs)
             next_obs, reward, term, trunc, final = self.env.step(out.pop("env_action"))
+            self._episodes_ended(term | trunc)
             self._obs = next_obs.to(dtype)
             observations.append(obs)
             next_observations.append(final.to(dtype))

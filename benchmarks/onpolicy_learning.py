@@ -1,0 +1,102 @@
+"""On-policy learning over seeds, each of ours beside its reference in the same run.
+
+    python benchmarks/onpolicy_learning.py [--tasks recurrent-ppo-cartpole-novel sb3-recurrent-ppo-cartpole-novel
+        ppo-cartpole-novel] [--seeds 1 2 3] [--jobs 1] [--frames N]
+
+Ours (``python -m rl_lightning fit <configs> --seed_everything <seed>``, see
+``benchmarks/learning.py``) and the peers (``benchmarks/peers/*.py``) are measured alike: every
+few thousand frames, 10 deterministic evaluation episodes on separate environments; a seed
+reaches the target when an evaluation's mean return does within the budget; training seconds
+exclude the evaluations. Printed: seeds reaching the target, frames and training seconds to it
+(medians over those seeds), frames/s (median), final evaluation per seed, and each of ours
+against its peer (frames/s ratio, frames to target). Runs alternate per seed so that machine
+noise hits every method alike. ``--jobs 1`` (default) keeps the timings clean.
+
+Tasks:
+
+* ``recurrent-ppo-cartpole-novel``: ``configs/recurrent_ppo.yaml`` (LSTM, CartPole with the
+  velocities hidden, RL Zoo's CartPoleNoVel-v1 settings, 100k frames);
+  ``sb3-recurrent-ppo-cartpole-novel``: sb3-contrib ``RecurrentPPO`` with the same settings;
+  ``ppo-cartpole-novel``: plain PPO (MLP, no memory) on the same masked task (expected to fail).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import learning
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def peer(script: str, target: float, algorithm: str, env: str, frames: int, *extra: str) -> dict:
+    """A peer's task: ``benchmarks/peers/<script>`` printing one JSON line per evaluation."""
+    return {"peer": script, "args": list(extra), "target": target, "algorithm": algorithm, "env": env,
+            "frames": frames}
+
+
+TASKS = {
+    "recurrent-ppo-cartpole-novel": learning.task(["recurrent_ppo.yaml"], 475.0, "RecurrentPPO (ours)",
+                                                  "CartPole-v1 no velocities", 100_000),
+    "sb3-recurrent-ppo-cartpole-novel": peer("sb3_recurrent_ppo.py", 475.0, "sb3-contrib RecurrentPPO",
+                                             "CartPole-v1 no velocities", 100_000),
+    "ppo-cartpole-novel": learning.task(["ppo.yaml", "env/cartpole_novel.yaml"], 475.0, "PPO MLP (ours)",
+                                        "CartPole-v1 no velocities", 100_000, "--data.normalize_observation", "true"),
+}
+#: each of ours and the peer it is compared with
+PAIRS = {"recurrent-ppo-cartpole-novel": "sb3-recurrent-ppo-cartpole-novel"}
+
+
+def run_peer(spec: dict, seed: int, frames: int | None) -> dict:
+    """One seeded run of a peer script, summarized as :func:`learning.run` does."""
+    cmd = [sys.executable, str(ROOT / "benchmarks" / "peers" / spec["peer"]), "--seed", str(seed),
+           "--frames", str(frames or spec["frames"]), "--threads", "1", *spec["args"]]
+    start = time.perf_counter()
+    done = subprocess.run(cmd, check=False, cwd=ROOT, capture_output=True, text=True)
+    if done.returncode:
+        raise RuntimeError(f"{' '.join(cmd)} failed:\n{done.stderr[-3000:]}")
+    rows = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+    hit = next((r for r in rows if r["return"] >= spec["target"]), None)
+    return {"seed": seed, "final": rows[-1]["return"], "best": max(r["return"] for r in rows),
+            "wall": time.perf_counter() - start, "frames_to_target": hit["frames"] if hit else None,
+            "seconds_to_target": hit["elapsed"] if hit else None, "fps": rows[-1]["frames"] / rows[-1]["elapsed"],
+            "curve": [(r["frames"], r["return"]) for r in rows]}
+
+
+def run_any(name: str, seed: int, frames: int | None) -> dict:
+    spec = TASKS[name]
+    return run_peer(spec, seed, frames) if "peer" in spec else learning.run(spec, seed, frames)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--tasks", nargs="+", choices=sorted(TASKS), default=sorted(TASKS))
+    parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
+    parser.add_argument("--jobs", type=int, default=1, help="runs at once (timings are cleanest with 1)")
+    parser.add_argument("--frames", type=int, default=None, help="override every task's budget (shorter checks)")
+    args = parser.parse_args()
+    jobs = [(name, seed) for seed in args.seeds for name in args.tasks]  # alternating per seed
+    with ThreadPoolExecutor(args.jobs) as pool:
+        results = list(pool.map(lambda job: run_any(job[0], job[1], args.frames), jobs))
+    learning.report(TASKS, args.tasks, jobs, results, args.frames)
+    by_task = {name: [r for (t, _), r in zip(jobs, results) if t == name] for name in args.tasks}
+    print(f"\n{'task':36s} {'frames/s (median)':>18s}")
+    for name, runs in by_task.items():
+        print(f"{name:36s} {statistics.median(r['fps'] for r in runs):18.0f}")
+    for ours, theirs in PAIRS.items():
+        if ours in by_task and theirs in by_task:
+            fps = statistics.median(r["fps"] for r in by_task[ours]) / statistics.median(r["fps"] for r in by_task[theirs])
+            frames = [(a["frames_to_target"], b["frames_to_target"]) for a, b in zip(by_task[ours], by_task[theirs])]
+            print(f"{ours} vs {theirs}: frames/s x{fps:.2f}; frames to target per seed (ours, theirs): {frames}")
+
+
+if __name__ == "__main__":
+    main()
