@@ -31,7 +31,8 @@ def config_sets():
         if "sweeps" in path.relative_to(CONFIGS).parts:
             continue  # sweep files, not fit configs: tests/runs/test_sweep.py checks them
         if path.parent.name == "env":  # overlays compose with the algorithm their header names
-            yield [str(CONFIGS / "sac.yaml") if "continuous" in path.stem else PPO, str(path)]
+            base = "grpo.yaml" if "grpo" in path.stem else "sac.yaml" if "continuous" in path.stem else "ppo.yaml"
+            yield [str(CONFIGS / base), str(path)]
         else:
             yield [str(path)]
 

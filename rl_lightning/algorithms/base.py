@@ -42,6 +42,12 @@ class RLModule(ScrubbedHyperparameters, L.LightningModule):
     and the algorithms add each collected batch to them (:meth:`observe_batch`).
     """
 
+    #: ``None``: the data module's collector streams ``frames_per_batch``-frame batches. A number
+    #: G: group rollouts instead (critic-free algorithms such as GRPO): every batch resets the
+    #: environments so that each group of G starts from one state, and runs each to its first
+    #: episode's end (see :mod:`rl_lightning.data.group_collector`).
+    rollout_group_size: int | None = None
+
     def __init__(self) -> None:
         super().__init__()
         self.spec: EnvSpec | None = None

@@ -12,6 +12,7 @@ from lightning.pytorch.utilities import rank_zero_warn
 from torch.utils.data import DataLoader
 
 from rl_lightning.data.collector import VectorCollector
+from rl_lightning.data.group_collector import GroupCollector, GymGroupCollector, TorchGroupCollector
 from rl_lightning.data.torch_collector import TorchCollector
 from rl_lightning.envs.batched import TorchVectorEnv, check_torch_env, make_torch_env
 from rl_lightning.envs.batched.adapters import TorchEnvAsGym, TorchVectorAsGym
@@ -170,7 +171,7 @@ class EnvDataModule(ScrubbedHyperparameters, L.LightningDataModule):
         self.backend = backend
         self.device = device
         self.env: gym.vector.VectorEnv | TorchVectorEnv | None = None
-        self.collector: VectorCollector | TorchCollector | None = None
+        self.collector: VectorCollector | TorchCollector | GroupCollector | None = None
         self._spec: EnvSpec | None = None
         self._pending_state: dict[str, Any] | None = None
 
@@ -242,16 +243,29 @@ class EnvDataModule(ScrubbedHyperparameters, L.LightningDataModule):
                 self.env = self.make_env(self.num_envs)
 
     def connect(self, agent: RLModule) -> None:
-        """Collect with ``agent``'s policy from now on (the explicit policy hand-over)."""
+        """Collect with ``agent``'s policy from now on (the explicit policy hand-over). An agent
+        whose ``rollout_group_size`` is set (GRPO) gets group rollouts (see
+        :mod:`rl_lightning.data.group_collector`): one episode per environment per batch, groups of
+        that many environments starting from one state; ``frames_per_batch`` is then unused."""
         if self.env is None:
             self.setup("fit")
         rank = self.trainer.global_rank if self.trainer is not None else 0
         seed = self.base_seed + rank * self.num_envs
         if rank:  # same seed_everything on every rank: decorrelate action sampling
             torch.manual_seed(seed)
-        collector = TorchCollector if self.backend == "torch" else VectorCollector
-        self.collector = collector(self.env, agent.collect_policy, self.frames_per_batch, seed,
-                                   initial_memory=agent.initial_memory if agent.initial_memory(1) is not None else None)
+        group_size = getattr(agent, "rollout_group_size", None)
+        if group_size:  # critic-free algorithms: groups of environments start each batch from one state
+            if self.num_envs % group_size:
+                raise ConfigError(
+                    f"data.num_envs ({self.num_envs}) must be a multiple of model.group_size ({group_size}): the "
+                    f"environments form groups of {group_size} that start from the same state."
+                )
+            collector = TorchGroupCollector if self.backend == "torch" else GymGroupCollector
+            self.collector = collector(self.env, agent.collect_policy, group_size, seed)
+        else:
+            collector = TorchCollector if self.backend == "torch" else VectorCollector
+            self.collector = collector(self.env, agent.collect_policy, self.frames_per_batch, seed,
+                                       initial_memory=agent.initial_memory if agent.initial_memory(1) is not None else None)
         if self._pending_state is not None:
             self.load_state_dict(self._pending_state)
 

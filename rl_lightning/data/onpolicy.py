@@ -12,7 +12,10 @@ class OnPolicyDataModule(EnvDataModule):
 
     Training stops once ``total_frames`` frames were collected (over all processes); each
     process collects ``frames_per_batch`` frames per batch from ``num_envs`` environments,
-    seeded ``seed + rank * num_envs + i``.
+    seeded ``seed + rank * num_envs + i``. An algorithm that asks for group rollouts (GRPO,
+    ``model.group_size``) gets one episode per environment per batch instead, groups of
+    environments starting from one state (:mod:`rl_lightning.data.group_collector`), and
+    ``frames_per_batch`` is unused.
 
     Options: see :class:`~rl_lightning.data.base.EnvDataModule` (``--data.help OnPolicyDataModule``
     lists them with their documentation).
