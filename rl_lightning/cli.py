@@ -89,6 +89,10 @@ class RunConfigSaver(SaveConfigCallback):
         self.already_saved = True
 
 
+#: the algorithm and data module a config without ``model`` / ``data`` gets
+DEFAULT_CLASSES = {"model": "rl_lightning.algorithms.PPO", "data": "rl_lightning.data.OnPolicyDataModule"}
+
+
 class RLCLI(LightningCLI):
     """rl_lightning's LightningCLI: run folders, frame-based callbacks, one torch thread."""
 
@@ -146,16 +150,12 @@ class RLCLI(LightningCLI):
         parser.add_lightning_class_args(Evaluation, "evaluation")
         parser.add_lightning_class_args(FrameCheckpoint, "checkpoint")
         parser.add_lightning_class_args(FrameProgressBar, "progress_bar")
-        parser.set_defaults(
-            {
-                "model": {"class_path": "rl_lightning.algorithms.PPO"},
-                "data": {"class_path": "rl_lightning.data.OnPolicyDataModule"},
-            }
-        )
+        parser.set_defaults({key: {"class_path": path} for key, path in DEFAULT_CLASSES.items()})
 
     @override
     def parse_arguments(self, parser: LightningArgumentParser, args: Any) -> None:
         """Parse, then refuse values that would otherwise fail later with a traceback."""
+        self._default_to_chosen_classes(parser, args)
         super().parse_arguments(parser, args)
         subcommand = self.config.get("subcommand")
         cfg = self.config[subcommand] if subcommand else self.config
@@ -164,6 +164,44 @@ class RLCLI(LightningCLI):
         seed = cfg.get("seed_everything")
         if isinstance(seed, int) and not isinstance(seed, bool) and not 0 <= seed <= MAX_SEED:
             raise ConfigError(f"--seed_everything must be in [0, {MAX_SEED}] (or true / false), got {seed}.")
+
+    def _default_to_chosen_classes(self, parser: LightningArgumentParser, args: Any) -> None:
+        """Make the algorithm and data module the arguments choose the defaults before parsing.
+
+        jsonargparse keeps the values of the options a new ``class_path`` shares with the
+        default class (PPO, OnPolicyDataModule), so ``--model DQN`` would otherwise train with
+        PPO's default learning rate. A first parse (quiet, printing and help actions left out)
+        finds the chosen classes; any error is left to the real parse to report."""
+        if isinstance(args, (dict, Namespace)):
+            return
+        argv, skip = [], False
+        for arg in list(sys.argv[1:] if args is None else args):
+            if skip:
+                skip = False
+                if not arg.startswith("-"):
+                    continue
+            if arg in ("-h", "--help") or arg.startswith("--print_config") or arg.split("=")[0].endswith(".help"):
+                skip = "=" not in arg and arg not in ("-h", "--help")  # its value may follow
+                continue
+            argv.append(arg)
+        parsers = [parser, *self._subcommand_parsers.values()]
+        before = [p.exit_on_error for p in parsers]
+        for p in parsers:
+            p.exit_on_error = False
+        try:
+            config = parser.parse_args(argv)
+        except (Exception, SystemExit):  # the real parse reports it
+            return
+        finally:
+            for p, value in zip(parsers, before):
+                p.exit_on_error = value
+        subcommand = config.get("subcommand")
+        cfg = config[subcommand] if subcommand else config
+        chosen = {key: cfg[key].class_path for key in DEFAULT_CLASSES
+                  if cfg.get(key) is not None and cfg[key].get("class_path") not in (None, DEFAULT_CLASSES[key])}
+        if chosen:
+            target = self._subcommand_parsers.get(subcommand, parser) if subcommand else parser
+            target.set_defaults({key: {"class_path": path} for key, path in chosen.items()})
 
     def _parse_ckpt_path(self) -> None:
         """Keep the config as given (LightningCLI would overwrite the model's options with

@@ -125,3 +125,21 @@ def test_module_entry_point_runs(in_tmp):
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "Run folder: experiments/ppo-Pendulum-v1/" in result.stdout
+
+
+@pytest.mark.parametrize("model, data, expected", [
+    ("rl_lightning.algorithms.A2C", None, {"learning_rate": 0.0007, "gae_lambda": 1.0, "normalize_advantage": False}),
+    ("rl_lightning.algorithms.DQN", "rl_lightning.data.ReplayDataModule", {"learning_rate": 0.0001}),
+])
+def test_a_chosen_class_takes_its_own_defaults_not_the_default_algorithms(capsys, model, data, expected):
+    """Options a class shares with PPO / OnPolicyDataModule keep the chosen class's defaults;
+    what the user sets still wins."""
+    args = ["fit", "--model", model, *(["--data", data] if data else []), "--model.gamma", "0.5", "--print_config"]
+    with pytest.raises(SystemExit):
+        run_cli(*args)
+    config = yaml.safe_load(capsys.readouterr().out)
+    assert config["model"]["class_path"] == model
+    assert config["model"]["init_args"] | expected == config["model"]["init_args"]
+    assert config["model"]["init_args"]["gamma"] == 0.5
+    if data:  # ReplayDataModule's own defaults, e.g. one environment
+        assert config["data"]["init_args"]["num_envs"] == 1
