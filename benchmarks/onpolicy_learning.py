@@ -18,6 +18,13 @@ Tasks:
   velocities hidden, RL Zoo's CartPoleNoVel-v1 settings, 100k frames);
   ``sb3-recurrent-ppo-cartpole-novel``: sb3-contrib ``RecurrentPPO`` with the same settings;
   ``ppo-cartpole-novel``: plain PPO (MLP, no memory) on the same masked task (expected to fail).
+* ``ppo-history-transformer-cartpole-novel``: PPO (``configs/ppo.yaml``) on the masked task seeing
+  its last 8 observations through ``HistoryTransformer`` (``configs/env/cartpole_novel_history.yaml``,
+  300k frames).
+* ``a2c-cartpole``: ``configs/a2c.yaml`` (RL Zoo's CartPole-v1 A2C, 500k frames); ``sb3-a2c-cartpole``:
+  Stable-Baselines3's A2C with the same settings (evaluation every 25k frames on both sides).
+* ``grpo-cartpole``: ``configs/grpo.yaml`` (no critic, groups of 8, 500k frames) beside
+  ``ppo-cartpole`` (``configs/ppo.yaml``, 100k frames) on the same seeds.
 """
 
 from __future__ import annotations
@@ -38,7 +45,8 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def peer(script: str, target: float, algorithm: str, env: str, frames: int, *extra: str) -> dict:
-    """A peer's task: ``benchmarks/peers/<script>`` printing one JSON line per evaluation."""
+    """A peer's task: ``benchmarks/peers/<script>`` printing JSON lines of ``frames``, ``elapsed``
+    (training seconds) and, at evaluations, ``eval`` (the mean evaluation return)."""
     return {"peer": script, "args": list(extra), "target": target, "algorithm": algorithm, "env": env,
             "frames": frames}
 
@@ -50,9 +58,17 @@ TASKS = {
                                              "CartPole-v1 no velocities", 100_000),
     "ppo-cartpole-novel": learning.task(["ppo.yaml", "env/cartpole_novel.yaml"], 475.0, "PPO MLP (ours)",
                                         "CartPole-v1 no velocities", 100_000, "--data.normalize_observation", "true"),
+    "ppo-history-transformer-cartpole-novel": learning.task(
+        ["ppo.yaml", "env/cartpole_novel.yaml", "env/cartpole_novel_history.yaml"], 475.0, "PPO + HistoryTransformer (ours)",
+        "CartPole-v1 no velocities", 300_000),
+    "a2c-cartpole": learning.task(["a2c.yaml"], 475.0, "A2C (ours)", "CartPole-v1", 500_000),
+    "sb3-a2c-cartpole": peer("sb3_a2c.py", 475.0, "SB3 A2C", "CartPole-v1", 500_000),
+    "grpo-cartpole": learning.task(["grpo.yaml"], 475.0, "GRPO (ours)", "CartPole-v1", 500_000),
+    "ppo-cartpole": learning.TASKS["ppo-cartpole"],
 }
 #: each of ours and the peer it is compared with
-PAIRS = {"recurrent-ppo-cartpole-novel": "sb3-recurrent-ppo-cartpole-novel"}
+PAIRS = {"recurrent-ppo-cartpole-novel": "sb3-recurrent-ppo-cartpole-novel", "a2c-cartpole": "sb3-a2c-cartpole",
+         "grpo-cartpole": "ppo-cartpole"}
 
 
 def run_peer(spec: dict, seed: int, frames: int | None) -> dict:
@@ -64,11 +80,12 @@ def run_peer(spec: dict, seed: int, frames: int | None) -> dict:
     if done.returncode:
         raise RuntimeError(f"{' '.join(cmd)} failed:\n{done.stderr[-3000:]}")
     rows = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
-    hit = next((r for r in rows if r["return"] >= spec["target"]), None)
-    return {"seed": seed, "final": rows[-1]["return"], "best": max(r["return"] for r in rows),
+    evals = [r for r in rows if r.get("eval") is not None]
+    hit = next((r for r in evals if r["eval"] >= spec["target"]), None)
+    return {"seed": seed, "final": evals[-1]["eval"], "best": max(r["eval"] for r in evals),
             "wall": time.perf_counter() - start, "frames_to_target": hit["frames"] if hit else None,
             "seconds_to_target": hit["elapsed"] if hit else None, "fps": rows[-1]["frames"] / rows[-1]["elapsed"],
-            "curve": [(r["frames"], r["return"]) for r in rows]}
+            "curve": [(r["frames"], r["eval"]) for r in evals]}
 
 
 def run_any(name: str, seed: int, frames: int | None) -> dict:
@@ -78,7 +95,8 @@ def run_any(name: str, seed: int, frames: int | None) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--tasks", nargs="+", choices=sorted(TASKS), default=sorted(TASKS))
+    parser.add_argument("--tasks", nargs="+", choices=sorted(TASKS),
+                        default=["recurrent-ppo-cartpole-novel", "sb3-recurrent-ppo-cartpole-novel", "ppo-cartpole-novel"])
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
     parser.add_argument("--jobs", type=int, default=1, help="runs at once (timings are cleanest with 1)")
     parser.add_argument("--frames", type=int, default=None, help="override every task's budget (shorter checks)")

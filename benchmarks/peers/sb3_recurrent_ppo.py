@@ -48,7 +48,7 @@ class Report(BaseCallback):
         self.eval_env.obs_rms = self.training_env.obs_rms
         mean, _ = evaluate_policy(self.model, self.eval_env, n_eval_episodes=self.episodes, deterministic=True)
         self.eval_s += time.perf_counter() - started
-        print(json.dumps({"frames": self.num_timesteps, "elapsed": elapsed, "return": float(mean)}), flush=True)
+        print(json.dumps({"frames": self.num_timesteps, "elapsed": elapsed, "eval": float(mean)}), flush=True)
 
     def _on_rollout_start(self):
         if self.num_timesteps >= self.next:
