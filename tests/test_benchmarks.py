@@ -93,8 +93,8 @@ def test_torch_envs_benchmark_steps_the_shipped_environments_and_their_torchrl_v
 def test_onpolicy_benchmark_measures_ours_and_the_peer_alike():
     """Both sides end with an evaluation, report frames/s, and the peer's frames are its budget."""
     bench = load("onpolicy_learning")
-    ours = bench.run_any("recurrent-ppo-cartpole-novel", 1, 512)
-    theirs = bench.run_any("sb3-recurrent-ppo-cartpole-novel", 1, 512)
+    ours = bench.run_any("recurrent-ppo-cartpole-novel", 1, 256)
+    theirs = bench.run_any("sb3-recurrent-ppo-cartpole-novel", 1, 256)
     for result in (ours, theirs):
-        assert result["fps"] > 0 and result["curve"] and result["curve"][-1][0] >= 512
+        assert result["fps"] > 0 and result["curve"] and result["curve"][-1][0] >= 256
         assert result["final"] == result["curve"][-1][1]

@@ -383,6 +383,16 @@ def reset_memory(memory: dict[str, torch.Tensor], is_init: torch.Tensor) -> dict
     return {k: v * keep.reshape(-1, *[1] * (v.dim() - 1)) for k, v in memory.items()}
 
 
+def play_policy(module: Any, batch_size: int) -> tuple[Any, dict[str, torch.Tensor] | None]:
+    """``(step, memory)`` to play ``module`` one step at a time on ``batch_size`` episodes:
+    ``step(obs, memory, is_init, deterministic)`` returns ``(act's outputs, memory after)``.
+    An ``RLModule`` steps through ``step_policy`` (recurrent policies carry their memory); any
+    other object with ``act(obs, deterministic)`` is played as a policy without memory."""
+    if hasattr(module, "step_policy") and hasattr(module, "initial_memory"):
+        return module.step_policy, module.initial_memory(batch_size)
+    return (lambda obs, memory, is_init, deterministic: (module.act(obs, deterministic), None)), None
+
+
 def _describe(settings: dict[str, Any] | None) -> str:
     """Normalization settings as the data options that give them."""
     if settings is None:

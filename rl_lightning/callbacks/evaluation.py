@@ -12,7 +12,7 @@ import torch
 from lightning.pytorch.callbacks import Callback
 from typing_extensions import override
 
-from rl_lightning.algorithms.base import RLModule
+from rl_lightning.algorithms.base import RLModule, play_policy
 from rl_lightning.envs import observation_tensor
 from rl_lightning.errors import MAX_SEED, ConfigError, check_range
 
@@ -32,11 +32,11 @@ def evaluate(module: RLModule, env, episodes: int, seed: int, deterministic: boo
     returns = np.zeros(episodes)
     lengths = np.zeros(episodes, dtype=np.int64)
     running = np.ones(episodes, dtype=bool)
-    memory = module.initial_memory(episodes)  # a recurrent policy's; None otherwise
+    step, memory = play_policy(module, episodes)  # a recurrent policy carries its memory
     is_init = torch.ones(episodes, dtype=torch.bool, device=module.device)
     try:
         while running.any():
-            out, memory = module.step_policy(observation_tensor(obs, module.device), memory, is_init, deterministic)
+            out, memory = step(observation_tensor(obs, module.device), memory, is_init, deterministic)
             is_init = torch.zeros_like(is_init)
             obs, reward, term, trunc, _ = env.step(out["env_action"].cpu().numpy())
             returns += reward * running

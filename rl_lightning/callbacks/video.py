@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from typing_extensions import override
 
-from rl_lightning.algorithms.base import RLModule
+from rl_lightning.algorithms.base import RLModule, play_policy
 from rl_lightning.callbacks.optional import OptionalCallback
 from rl_lightning.envs import observation_tensor
 from rl_lightning.errors import ConfigError
@@ -31,12 +31,12 @@ def record_episode(
     obs, _ = env.reset(seed=seed)
     first = env.render()
     frames, total, length = [first] if first is not None else [], 0.0, 0
-    memory = module.initial_memory(1)  # a recurrent policy's; None otherwise
+    step, memory = play_policy(module, 1)  # a recurrent policy carries its memory
     is_init = torch.ones(1, dtype=torch.bool, device=module.device)
     try:
         for length in range(1, max_frames + 1):
             batch = observation_tensor(np.asarray(obs)[None], module.device)
-            out, memory = module.step_policy(batch, memory, is_init, deterministic)
+            out, memory = step(batch, memory, is_init, deterministic)
             is_init = torch.zeros_like(is_init)
             action = out["env_action"][0].cpu().numpy()
             obs, reward, term, trunc, _ = env.step(action)

@@ -11,7 +11,7 @@ import torch
 from lightning.pytorch.utilities import rank_zero_warn
 from torch.utils.data import DataLoader
 
-from rl_lightning.data.collector import VectorCollector
+from rl_lightning.data.collector import MemoryFactory, VectorCollector
 from rl_lightning.data.group_collector import GroupCollector, GymGroupCollector, TorchGroupCollector
 from rl_lightning.data.torch_collector import TorchCollector
 from rl_lightning.envs.batched import TorchVectorEnv, check_torch_env, make_torch_env
@@ -42,6 +42,15 @@ NORMALIZATION_OPTIONS = ("normalize_observation", "normalize_reward", "clip_obse
 def identity_collate(batch: Any) -> Any:
     """Collate function passing TensorDict batches through untouched."""
     return batch
+
+
+def memory_factory(agent: Any) -> MemoryFactory | None:
+    """The agent's ``initial_memory`` when its policy is recurrent (it returns memory), else ``None``.
+    Agents without the method (plain duck-typed policies) count as memoryless."""
+    initial_memory = getattr(agent, "initial_memory", None)
+    if initial_memory is None or initial_memory(1) is None:
+        return None
+    return initial_memory
 
 
 class EnvDataModule(ScrubbedHyperparameters, L.LightningDataModule):
@@ -265,7 +274,7 @@ class EnvDataModule(ScrubbedHyperparameters, L.LightningDataModule):
         else:
             collector = TorchCollector if self.backend == "torch" else VectorCollector
             self.collector = collector(self.env, agent.collect_policy, self.frames_per_batch, seed,
-                                       initial_memory=agent.initial_memory if agent.initial_memory(1) is not None else None)
+                                       initial_memory=memory_factory(agent))
         if self._pending_state is not None:
             self.load_state_dict(self._pending_state)
 

@@ -25,6 +25,7 @@ from rl_lightning.data.base import (
     PIPELINE_OPTIONS,
     EnvDataModule,
     identity_collate,
+    memory_factory,
 )
 from rl_lightning.data.compact import CompactObservations, bytes_per_row
 from rl_lightning.data.prioritized import PrioritizedSampler
@@ -386,7 +387,7 @@ class ReplayDataModule(EnvDataModule):
 
     def connect(self, agent: "RLModule") -> None:
         """Collect with the agent's policy (random during warm-up); build the buffer."""
-        if agent.initial_memory(1) is not None:
+        if memory_factory(agent) is not None:
             raise ConfigError(f"{type(agent).__name__} has a recurrent policy, which replay data does not keep: "
                               "use data.class_path rl_lightning.data.OnPolicyDataModule.")
         self.gamma = float(getattr(agent.hparams, "gamma", 0.99))
