@@ -55,6 +55,10 @@ CASES = {
                    *QUIET], 2048, "OnPolicyDataModule"),
     # group rollouts: every batch starts from a reset; batches end at the episodes' ends, so frame counts vary
     "grpo": (GRPO, 2048, "OnPolicyDataModule"),
+    # an algorithm written outside the package with an ordinary training_step
+    "reinforce-example": (["--config", str(ROOT / "examples" / "reinforce.yaml"), "--data.total_frames", "3072",
+                           "--data.frames_per_batch", "512", "--evaluation.every_frames", "1024",
+                           "--checkpoint.every_frames", "1024", *QUIET], 2048, "OnPolicyDataModule"),
     "grpo-torch": ([*GRPO, "--data.backend", "torch", "--model.advantage", "reward_to_go", "--model.kl_coef", "0.1",
                     "--model.ref_update_every", "2"], 2048, "OnPolicyDataModule"),
     # recurrent memory per environment (stopped mid-episode), observation normalization

@@ -3,7 +3,10 @@ network building from the environment's spec, frame counting and metric logging.
 
 from __future__ import annotations
 
+import functools
+import inspect
 import time
+from collections.abc import Mapping
 from typing import Any
 
 import lightning as L
@@ -32,9 +35,17 @@ class RLModule(ScrubbedHyperparameters, L.LightningModule):
     to the data module (``datamodule.connect(self)``). Checkpoints carry the spec, so a
     module restored from one rebuilds the same networks.
 
-    Subclasses implement :meth:`build`, :meth:`act` and ``training_step``, and set
-    :attr:`at_boundary` to True on the step that completes the update of a collected batch;
-    callbacks (evaluation, checkpoints, progress) act only there.
+    Subclasses implement :meth:`build`, :meth:`act` and ``training_step``. The plain Lightning
+    form, ``training_step(self, batch, batch_idx)`` returning the loss, is one update per
+    collected batch: the base class hands it a batch collected with the current weights (never
+    one collected ahead), then ends the batch (:meth:`end_of_batch`: logs ``loss/train`` with
+    the frame counters and episode statistics, and stops at the frame budget). Algorithms that
+    take several steps per batch (PPO's minibatches) take ``training_step(self,
+    dataloader_iter)``, set :attr:`at_boundary` on every step (True on the one that completes
+    the batch's updates) and call :meth:`end_of_batch` there themselves. Callbacks (evaluation,
+    checkpoints, progress, signals) act only at boundaries (:func:`batch_consumed`).
+    ``self.log(name, value)`` in a training step logs against the frame count, like
+    :meth:`log_metrics`.
 
     With the data module's ``normalize_observation`` / ``normalize_reward`` on, the module also
     holds a :class:`~rl_lightning.algorithms.normalize.Normalizer` (:attr:`normalizer`) whose
@@ -48,9 +59,18 @@ class RLModule(ScrubbedHyperparameters, L.LightningModule):
     #: episode's end (see :mod:`rl_lightning.data.group_collector`).
     rollout_group_size: int | None = None
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """Wrap a subclass's own ``training_step`` so that batches end where it did not end
+        them (see the class docstring)."""
+        super().__init_subclass__(**kwargs)
+        step = cls.__dict__.get("training_step")
+        if step is not None and not hasattr(step, "_rl_step"):
+            cls.training_step = _ending_batches(step)
+
     def __init__(self) -> None:
         super().__init__()
         self.spec: EnvSpec | None = None
+        self._batch_ended = False
         #: True on the training step that finished the updates of a collected batch.
         self.at_boundary = False
         self._pending_metrics: dict[str, float] = {}
@@ -260,6 +280,7 @@ class RLModule(ScrubbedHyperparameters, L.LightningModule):
         With ``log_every_frames``, batches that do not reach the next multiple skip the
         logging; their finished episodes count in the next row's episode statistics. The
         rule depends on frame counts only, so every rank (and a resumed run) agrees."""
+        self._batch_ended = True
         datamodule = self.trainer.datamodule
         frames, previous = self.frames, self._frames_at_last_boundary
         self._frames_at_last_boundary = frames
@@ -306,6 +327,17 @@ class RLModule(ScrubbedHyperparameters, L.LightningModule):
         """
         self.trainer.callback_metrics.update({k: torch.tensor(v) for k, v in metrics.items()})
         self._pending_metrics.update(metrics)
+
+    def log(self, name: str, value: Any, *args: Any, **kwargs: Any) -> None:
+        """Lightning's ``log``; inside a training step, a scalar logged against the frame count
+        (:meth:`log_metrics`), so that it shares the rows and axis of every other metric."""
+        trainer = self.attached_trainer
+        if trainer is not None and trainer.training and self._in_training_step:
+            self.log_metrics({name: float(value.detach() if isinstance(value, torch.Tensor) else value)})
+            return
+        super().log(name, value, *args, **kwargs)
+
+    _in_training_step = False
 
     def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
         """Send the step's metrics to the loggers (callbacks' hooks have run by now)."""
@@ -370,6 +402,52 @@ class RLModule(ScrubbedHyperparameters, L.LightningModule):
             f"({'; '.join(details)}); resume with the run's own config (its config.yaml) or change "
             "the network options (model.init_args) back."
         )
+
+
+def batch_consumed(module: Any) -> bool:
+    """Whether the training step that just ran completed the updates of a collected batch: the
+    one moment callbacks (evaluation, checkpoints, progress, signals) act. Modules that are not
+    an :class:`RLModule` count every step."""
+    return bool(getattr(module, "at_boundary", True))
+
+
+def _ending_batches(step: Any) -> Any:
+    """``step`` (a ``training_step``) as one taking ``dataloader_iter`` (so Lightning collects no
+    batch ahead of the update), ending the batch where ``step`` did not (see :class:`RLModule`).
+    Called again from inside a training step (a subclass's ``super().training_step(...)``), it
+    is ``step`` itself."""
+    params = list(inspect.signature(step).parameters)[1:]
+    takes_iterator = "dataloader_iter" in params
+
+    @functools.wraps(step)
+    def training_step(self: RLModule, *args: Any, **kwargs: Any) -> Any:
+        if self._in_training_step:  # a subclass's step calling this one
+            return step(self, *args, **kwargs)
+        (dataloader_iter,) = args or (kwargs["dataloader_iter"],)
+        self.at_boundary, self._batch_ended, self._in_training_step = None, False, True
+        try:
+            if takes_iterator:
+                out = step(self, dataloader_iter)
+            else:
+                batch, batch_idx, _ = next(dataloader_iter)
+                self.update_start = time.perf_counter()
+                out = step(self, batch, batch_idx) if len(params) > 1 else step(self, batch)
+        finally:
+            self._in_training_step = False
+        if self.at_boundary is None:  # the step does not mark boundaries: it used up its batch
+            self.at_boundary = True
+        if self.at_boundary and not self._batch_ended:
+            loss = out.get("loss") if isinstance(out, Mapping) else out
+            self.end_of_batch({"loss/train": float(loss.detach())} if isinstance(loss, torch.Tensor) else {})
+        return out
+
+    # Lightning reads the signature to choose how to feed the step: the iterator, never a prefetch
+    del training_step.__wrapped__
+    this = inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    it = inspect.Parameter("dataloader_iter", inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    training_step.__signature__ = inspect.Signature([this, it])
+    training_step._rl_step = step
+    return training_step
 
 
 #: prefix of the memory entries a recurrent policy's batches hold (``memory_<name>``)

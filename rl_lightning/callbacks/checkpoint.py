@@ -12,6 +12,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.utilities import rank_zero_warn
 from typing_extensions import override
 
+from rl_lightning.algorithms.base import batch_consumed
 from rl_lightning.errors import ConfigError
 
 
@@ -59,7 +60,7 @@ class FrameCheckpoint(ModelCheckpoint):
 
     @override
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: Any, outputs: Any, batch: Any, batch_idx: int) -> None:
-        if not getattr(pl_module, "at_boundary", True):
+        if not batch_consumed(pl_module):
             return
         frames = pl_module.frames
         if frames < self.next_frame and not trainer.should_stop:

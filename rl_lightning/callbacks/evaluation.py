@@ -12,7 +12,7 @@ import torch
 from lightning.pytorch.callbacks import Callback
 from typing_extensions import override
 
-from rl_lightning.algorithms.base import RLModule, play_policy
+from rl_lightning.algorithms.base import RLModule, batch_consumed, play_policy
 from rl_lightning.envs import observation_tensor
 from rl_lightning.errors import MAX_SEED, ConfigError, check_range
 
@@ -105,7 +105,7 @@ class Evaluation(Callback):
 
     @override
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: RLModule, outputs: Any, batch: Any, batch_idx: int) -> None:
-        if not pl_module.at_boundary:
+        if not batch_consumed(pl_module):
             return
         frames = pl_module.frames
         if frames < self.next_frame and not trainer.should_stop:

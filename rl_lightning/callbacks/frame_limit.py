@@ -8,6 +8,7 @@ import lightning as L
 from lightning.pytorch.callbacks import Callback
 from typing_extensions import override
 
+from rl_lightning.algorithms.base import batch_consumed
 from rl_lightning.errors import ConfigError
 
 
@@ -29,5 +30,5 @@ class FrameLimit(Callback):
 
     @override
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: Any, outputs: Any, batch: Any, batch_idx: int) -> None:
-        if getattr(pl_module, "at_boundary", True) and pl_module.frames >= self.frames:
+        if batch_consumed(pl_module) and pl_module.frames >= self.frames:
             trainer.should_stop = True

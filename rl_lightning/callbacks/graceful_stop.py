@@ -11,6 +11,8 @@ from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.utilities import rank_zero_info
 from typing_extensions import override
 
+from rl_lightning.algorithms.base import batch_consumed
+
 
 class GracefulStop(Callback):
     """On SIGINT (Ctrl-C) or SIGTERM, finish the update of the current batch, write the
@@ -42,7 +44,7 @@ class GracefulStop(Callback):
 
     @override
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: Any, outputs: Any, batch: Any, batch_idx: int) -> None:
-        if not getattr(pl_module, "at_boundary", True):
+        if not batch_consumed(pl_module):
             return
         requested = self.signal_received is not None
         if trainer.world_size > 1:

@@ -11,6 +11,8 @@ import torch
 from lightning.pytorch.callbacks import Callback
 from typing_extensions import override
 
+from rl_lightning.algorithms.base import batch_consumed
+
 
 class NonFiniteError(FloatingPointError):
     """A loss, metric or parameter became NaN or infinite."""
@@ -61,7 +63,7 @@ class NanGuard(Callback):
         loss = outputs.get("loss") if isinstance(outputs, dict) else outputs
         if isinstance(loss, torch.Tensor) and not torch.isfinite(loss).all():
             self._fail(trainer, f"the training loss is {loss.item()}", frames)
-        if not getattr(pl_module, "at_boundary", True):
+        if not batch_consumed(pl_module):
             return
         for key, value in trainer.callback_metrics.items():
             if not math.isfinite(float(value)):

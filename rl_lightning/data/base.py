@@ -12,10 +12,12 @@ from lightning.pytorch.utilities import rank_zero_warn
 from torch.utils.data import DataLoader
 
 from rl_lightning.data.collector import MemoryFactory, VectorCollector
-from rl_lightning.data.group_collector import GroupCollector, GymGroupCollector, TorchGroupCollector
+from rl_lightning.data.group_collector import (
+    GroupCollector,
+    GymGroupCollector,
+    TorchGroupCollector,
+)
 from rl_lightning.data.torch_collector import TorchCollector
-from rl_lightning.envs.batched import TorchVectorEnv, check_torch_env, make_torch_env
-from rl_lightning.envs.batched.adapters import TorchEnvAsGym, TorchVectorAsGym
 from rl_lightning.envs import (
     EnvSpec,
     check_env,
@@ -23,6 +25,8 @@ from rl_lightning.envs import (
     make_vector_env,
     resolve_wrappers,
 )
+from rl_lightning.envs.batched import TorchVectorEnv, check_torch_env, make_torch_env
+from rl_lightning.envs.batched.adapters import TorchEnvAsGym, TorchVectorAsGym
 from rl_lightning.errors import MAX_SEED, ConfigError, check_range
 from rl_lightning.secrets import ScrubbedHyperparameters, scrub_secrets
 

@@ -116,8 +116,10 @@ def make_env(
     resolved = resolve_wrappers(wrappers)
     rendering = needs_rendering(resolved)
     mode = "rgb_array" if rendering else render_mode
+    # render_mode only when one is wanted: an environment whose constructor takes none still works
+    render = {} if mode is None else {"render_mode": mode}
     try:
-        env = gym.make(env_id, render_mode=mode, **(env_kwargs or {}))
+        env = gym.make(env_id, **render, **(env_kwargs or {}))
     except Exception as err:
         raise _make_error(env_id, dict(env_kwargs or {}), err) from err
     for wrapper in resolved:

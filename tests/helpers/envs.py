@@ -151,3 +151,25 @@ class FarSign(gym.Env):
 
 
 gym.register("FarSign-v0", entry_point=FarSign)
+
+
+class NoRenderMode(gym.Env):
+    """A custom environment whose constructor takes no ``render_mode`` (nor anything else):
+    20 steps per episode, reward 1 for action 1."""
+
+    def __init__(self) -> None:
+        self.observation_space = gym.spaces.Box(-1.0, 1.0, (2,), np.float32)
+        self.action_space = gym.spaces.Discrete(2)
+        self.t = 0
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        super().reset(seed=seed)
+        self.t = 0
+        return np.zeros(2, np.float32), {}
+
+    def step(self, action):
+        self.t += 1
+        return np.full(2, self.t / 20, np.float32), float(action), False, self.t >= 20, {}
+
+
+gym.register("NoRenderMode-v0", entry_point=NoRenderMode)
