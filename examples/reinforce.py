@@ -26,7 +26,7 @@ class Reinforce(RLModule):
         hidden_size: width of the policy's two hidden layers.
     """
 
-    def __init__(self, learning_rate: float = 0.01, gamma: float = 0.99, hidden_size: int = 64) -> None:
+    def __init__(self, learning_rate: float = 0.003, gamma: float = 0.99, hidden_size: int = 64) -> None:
         super().__init__()
         self.save_hyperparameters()
 
