@@ -25,6 +25,9 @@ Tasks:
   Stable-Baselines3's A2C with the same settings (evaluation every 25k frames on both sides).
 * ``grpo-cartpole``: ``configs/grpo.yaml`` (no critic, groups of 8, 500k frames) beside
   ``ppo-cartpole`` (``configs/ppo.yaml``, 100k frames) on the same seeds.
+* ``grpo-pendulum`` / ``grpo-pendulum-beta``: GRPO on Pendulum-v1 (``configs/env/pendulum_grpo.yaml``,
+  Gaussian / Beta policy, 200k frames) beside ``ppo-pendulum`` (``configs/env/pendulum.yaml``, same
+  budget); target -200.
 """
 
 from __future__ import annotations
@@ -65,10 +68,16 @@ TASKS = {
     "sb3-a2c-cartpole": peer("sb3_a2c.py", 475.0, "SB3 A2C", "CartPole-v1", 500_000),
     "grpo-cartpole": learning.task(["grpo.yaml"], 475.0, "GRPO (ours)", "CartPole-v1", 500_000),
     "ppo-cartpole": learning.TASKS["ppo-cartpole"],
+    "grpo-pendulum": learning.task(["grpo.yaml", "env/pendulum_grpo.yaml"], -200.0, "GRPO Gaussian (ours)",
+                                   "Pendulum-v1", 200_000),
+    "grpo-pendulum-beta": learning.task(["grpo.yaml", "env/pendulum_grpo.yaml"], -200.0, "GRPO Beta (ours)",
+                                        "Pendulum-v1", 200_000, "--model.distribution", "beta"),
+    "ppo-pendulum": learning.task(["ppo.yaml", "env/pendulum.yaml"], -200.0, "PPO Gaussian (ours)", "Pendulum-v1",
+                                  200_000),
 }
 #: each of ours and the peer it is compared with
 PAIRS = {"recurrent-ppo-cartpole-novel": "sb3-recurrent-ppo-cartpole-novel", "a2c-cartpole": "sb3-a2c-cartpole",
-         "grpo-cartpole": "ppo-cartpole"}
+         "grpo-cartpole": "ppo-cartpole", "grpo-pendulum": "ppo-pendulum"}
 
 
 def run_peer(spec: dict, seed: int, frames: int | None) -> dict:

@@ -15,6 +15,7 @@ from lightning.pytorch.utilities import rank_zero_warn
 
 from rl_lightning.algorithms.normalize import EPSILON, SETTINGS, Normalizer
 from rl_lightning.envs import EnvSpec
+from rl_lightning.episodes import EpisodeSettings, evaluate, summarize
 from rl_lightning.errors import ConfigError
 from rl_lightning.networks.encoders import (
     EncoderBuilder,
@@ -70,6 +71,8 @@ class RLModule(ScrubbedHyperparameters, L.LightningModule):
     def __init__(self) -> None:
         super().__init__()
         self.spec: EnvSpec | None = None
+        #: how ``validate``/``test`` play their episodes (the ``Evaluation`` callback sets its own)
+        self.evaluation_settings: EpisodeSettings | None = None
         self._batch_ended = False
         #: True on the training step that finished the updates of a collected batch.
         self.at_boundary = False
@@ -246,14 +249,13 @@ class RLModule(ScrubbedHyperparameters, L.LightningModule):
 
     # --- evaluation (validate / test commands) -------------------------------------------
     def validation_step(self, batch: Any, batch_idx: int) -> None:
-        """Evaluation episodes (``validate``): settings of the ``Evaluation`` callback when
-        present, so the result matches the run's evaluations with the same seeds."""
-        from rl_lightning.callbacks.evaluation import Evaluation, evaluate, summarize
-
-        evaluation = next((c for c in self.trainer.callbacks if isinstance(c, Evaluation)), Evaluation())
-        env = self.trainer.datamodule.make_env(evaluation.episodes)
+        """Evaluation episodes (``validate``) with :attr:`evaluation_settings`: the ``Evaluation``
+        callback's when the run has one, so the result matches the run's evaluations (same seeds)."""
+        settings = self.evaluation_settings or EpisodeSettings()
+        datamodule = self.trainer.datamodule
+        env = datamodule.make_env(settings.episodes)
         try:
-            result = evaluate(self, env, evaluation.episodes, evaluation.seed_for(self.trainer), evaluation.deterministic)
+            result = evaluate(self, env, settings.episodes, settings.seed_for(datamodule), settings.deterministic)
         finally:
             env.close()
         self.log_dict(summarize(result), batch_size=1)
@@ -459,16 +461,6 @@ def reset_memory(memory: dict[str, torch.Tensor], is_init: torch.Tensor) -> dict
     to zero, the memory of a new episode."""
     keep = (~is_init).to(next(iter(memory.values())).dtype)
     return {k: v * keep.reshape(-1, *[1] * (v.dim() - 1)) for k, v in memory.items()}
-
-
-def play_policy(module: Any, batch_size: int) -> tuple[Any, dict[str, torch.Tensor] | None]:
-    """``(step, memory)`` to play ``module`` one step at a time on ``batch_size`` episodes:
-    ``step(obs, memory, is_init, deterministic)`` returns ``(act's outputs, memory after)``.
-    An ``RLModule`` steps through ``step_policy`` (recurrent policies carry their memory); any
-    other object with ``act(obs, deterministic)`` is played as a policy without memory."""
-    if hasattr(module, "step_policy") and hasattr(module, "initial_memory"):
-        return module.step_policy, module.initial_memory(batch_size)
-    return (lambda obs, memory, is_init, deterministic: (module.act(obs, deterministic), None)), None
 
 
 def _describe(settings: dict[str, Any] | None) -> str:

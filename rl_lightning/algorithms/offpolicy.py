@@ -12,6 +12,7 @@ from torch import nn
 from rl_lightning.algorithms.base import RLModule
 from rl_lightning.data.replay import UpdateRound
 from rl_lightning.errors import MAX_LEARNING_RATE, ConfigError, check_range
+from rl_lightning.networks.actor import NetworkBuilder
 
 
 def soft_update(target: nn.Module, source: nn.Module, tau: float) -> None:
@@ -65,6 +66,19 @@ def _plain_backward_suffices(module: "OffPolicyModule") -> bool:
     if any(getattr(type(cb), h) is not getattr(Callback, h) for cb in trainer.callbacks for h in hooks):
         return False
     return all(getattr(type(module), h) is getattr(LightningModule, h) for h in (*hooks, "backward"))
+
+
+class TwinQ(nn.Module):
+    """Two Q heads over (features of the observation, action): the critics of SAC and TD3."""
+
+    def __init__(self, builder: NetworkBuilder, in_features: int, act_dim: int) -> None:
+        super().__init__()
+        self.q1 = builder(in_features + act_dim, 1)
+        self.q2 = builder(in_features + act_dim, 1)
+
+    def forward(self, features: torch.Tensor, action: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x = torch.cat([features, action], -1)
+        return self.q1(x).squeeze(-1).float(), self.q2(x).squeeze(-1).float()
 
 
 class OffPolicyModule(RLModule):

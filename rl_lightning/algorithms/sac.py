@@ -26,6 +26,7 @@ from torch.nn import functional as F
 
 from rl_lightning.algorithms.offpolicy import (
     OffPolicyModule,
+    TwinQ,
     adam,
     check_common,
     frozen_copy,
@@ -40,19 +41,6 @@ from rl_lightning.networks.encoders import EncoderBuilder
 
 def _default_net(i: int, o: int) -> nn.Module:
     return MLP(i, o, hidden_sizes=(256, 256), activation="relu", output_gain=None)
-
-
-class TwinQ(nn.Module):
-    """Two Q heads over (features of the observation, action)."""
-
-    def __init__(self, builder: NetworkBuilder, in_features: int, act_dim: int) -> None:
-        super().__init__()
-        self.q1 = builder(in_features + act_dim, 1)
-        self.q2 = builder(in_features + act_dim, 1)
-
-    def forward(self, features: torch.Tensor, action: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        x = torch.cat([features, action], -1)
-        return self.q1(x).squeeze(-1).float(), self.q2(x).squeeze(-1).float()
 
 
 class SAC(OffPolicyModule):

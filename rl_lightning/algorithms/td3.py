@@ -20,12 +20,12 @@ from torch import nn
 
 from rl_lightning.algorithms.offpolicy import (
     OffPolicyModule,
+    TwinQ,
     adam,
     check_common,
     frozen_copy,
     soft_update,
 )
-from rl_lightning.algorithms.sac import TwinQ
 from rl_lightning.envs import EnvSpec
 from rl_lightning.errors import check_range
 from rl_lightning.networks import MLP

@@ -12,11 +12,11 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.utilities import rank_zero_warn
 from typing_extensions import override
 
-from rl_lightning.algorithms.base import batch_consumed
+from rl_lightning.callbacks.schedule import FrameSchedule, Scheduled
 from rl_lightning.errors import ConfigError
 
 
-class FrameCheckpoint(ModelCheckpoint):
+class FrameCheckpoint(Scheduled, ModelCheckpoint):
     """Lightning's ``ModelCheckpoint`` on a frame schedule.
 
     Every ``every_frames`` frames and when training ends, after the update of a collected
@@ -56,17 +56,12 @@ class FrameCheckpoint(ModelCheckpoint):
             enable_version_counter=False,
         )
         self.every_frames = every_frames
-        self.next_frame = every_frames
+        self.schedule = FrameSchedule(every_frames)
 
     @override
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: Any, outputs: Any, batch: Any, batch_idx: int) -> None:
-        if not batch_consumed(pl_module):
+        if not self.schedule.due(trainer, pl_module):
             return
-        frames = pl_module.frames
-        if frames < self.next_frame and not trainer.should_stop:
-            return
-        while self.next_frame <= frames:
-            self.next_frame += self.every_frames
         if self._should_skip_saving_checkpoint(trainer):
             return
         candidates = self._monitor_candidates(trainer)

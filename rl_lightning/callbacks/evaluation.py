@@ -7,59 +7,16 @@ import time
 from typing import Any
 
 import lightning as L
-import numpy as np
-import torch
 from lightning.pytorch.callbacks import Callback
 from typing_extensions import override
 
-from rl_lightning.algorithms.base import RLModule, batch_consumed, play_policy
-from rl_lightning.envs import observation_tensor
+from rl_lightning.algorithms.base import RLModule
+from rl_lightning.callbacks.schedule import FrameSchedule, Scheduled
+from rl_lightning.episodes import EpisodeSettings, evaluate, summarize
 from rl_lightning.errors import MAX_SEED, ConfigError, check_range
 
 
-@torch.no_grad()
-def evaluate(module: RLModule, env, episodes: int, seed: int, deterministic: bool = True) -> dict[str, Any]:
-    """Run exactly one episode in each of ``episodes`` environments of a vector env.
-
-    Environment ``i`` is reset with ``seed + i``, so the same module and seed give the same
-    result. Returns the per-episode ``returns`` and ``lengths`` (NumPy arrays).
-    """
-    if env.num_envs != episodes:
-        raise ConfigError(f"evaluate needs one environment per episode ({episodes}), got {env.num_envs}.")
-    was_training = module.training
-    module.eval()
-    obs, _ = env.reset(seed=seed)
-    returns = np.zeros(episodes)
-    lengths = np.zeros(episodes, dtype=np.int64)
-    running = np.ones(episodes, dtype=bool)
-    step, memory = play_policy(module, episodes)  # a recurrent policy carries its memory
-    is_init = torch.ones(episodes, dtype=torch.bool, device=module.device)
-    try:
-        while running.any():
-            out, memory = step(observation_tensor(obs, module.device), memory, is_init, deterministic)
-            is_init = torch.zeros_like(is_init)
-            obs, reward, term, trunc, _ = env.step(out["env_action"].cpu().numpy())
-            returns += reward * running
-            lengths += running
-            running &= ~(term | trunc)
-    finally:
-        module.train(was_training)
-    return {"returns": returns, "lengths": lengths}
-
-
-def summarize(result: dict[str, Any]) -> dict[str, float]:
-    """The ``eval/*`` metrics of an :func:`evaluate` result."""
-    returns, lengths = result["returns"], result["lengths"]
-    return {
-        "eval/return_mean": float(returns.mean()),
-        "eval/return_std": float(returns.std()),
-        "eval/return_min": float(returns.min()),
-        "eval/return_max": float(returns.max()),
-        "eval/length_mean": float(lengths.mean()),
-    }
-
-
-class Evaluation(Callback):
+class Evaluation(Scheduled, Callback):
     """Every ``every_frames`` frames, and when training ends, play ``episodes`` episodes with
     the deterministic policy on separate environments (the data module's pipeline: same
     wrappers and vectorization as training) and log ``eval/return_mean``,
@@ -90,29 +47,32 @@ class Evaluation(Callback):
         self.episodes = episodes
         self.deterministic = deterministic
         self.seed = seed
-        self.next_frame = every_frames if every_frames else math.inf
+        self.schedule = FrameSchedule(every_frames)
         self.best = -math.inf
         self.last: dict[str, float] = {}
         #: evaluations run so far (other callbacks, e.g. Video, follow it)
         self.count = 0
         self._env = None
 
+    @property
+    def settings(self) -> EpisodeSettings:
+        """How its episodes are played (episodes, seed, deterministic)."""
+        return EpisodeSettings(self.episodes, self.deterministic, self.seed)
+
     def seed_for(self, trainer: L.Trainer) -> int:
         """Seed of the first evaluation episode."""
-        if self.seed is not None:
-            return self.seed
-        return trainer.datamodule.base_seed + 1_000_000
+        return self.settings.seed_for(trainer.datamodule)
+
+    @override
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        """Hand the module these settings, which ``validate`` and ``test`` play with."""
+        if hasattr(pl_module, "evaluation_settings"):
+            pl_module.evaluation_settings = self.settings
 
     @override
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: RLModule, outputs: Any, batch: Any, batch_idx: int) -> None:
-        if not batch_consumed(pl_module):
-            return
-        frames = pl_module.frames
-        if frames < self.next_frame and not trainer.should_stop:
-            return
-        while self.next_frame <= frames:
-            self.next_frame += self.every_frames
-        self.run(trainer, pl_module)
+        if self.schedule.due(trainer, pl_module):
+            self.run(trainer, pl_module)
 
     def run(self, trainer: L.Trainer, pl_module: RLModule) -> dict[str, float]:
         """Evaluate now, log and return the metrics."""

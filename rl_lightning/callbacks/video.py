@@ -10,45 +10,12 @@ from typing import Any
 import gymnasium as gym
 import lightning as L
 import numpy as np
-import torch
 from typing_extensions import override
 
-from rl_lightning.algorithms.base import RLModule, play_policy
+from rl_lightning.algorithms.base import RLModule
 from rl_lightning.callbacks.optional import OptionalCallback
-from rl_lightning.envs import observation_tensor
+from rl_lightning.episodes import record_episode
 from rl_lightning.errors import ConfigError
-
-
-@torch.no_grad()
-def record_episode(
-    module: RLModule, env: gym.Env, seed: int, deterministic: bool = True, max_frames: int = 10_000
-) -> tuple[list[np.ndarray], float, int]:
-    """Play one episode of a single (not vectorized) environment, e.g. one of
-    ``EnvDataModule.make_single_env``; returns its rendered frames (``rgb_array`` mode), return
-    and length."""
-    was_training = module.training
-    module.eval()
-    obs, _ = env.reset(seed=seed)
-    first = env.render()
-    frames, total, length = [first] if first is not None else [], 0.0, 0
-    step, memory = play_policy(module, 1)  # a recurrent policy carries its memory
-    is_init = torch.ones(1, dtype=torch.bool, device=module.device)
-    try:
-        for length in range(1, max_frames + 1):
-            batch = observation_tensor(np.asarray(obs)[None], module.device)
-            out, memory = step(batch, memory, is_init, deterministic)
-            is_init = torch.zeros_like(is_init)
-            action = out["env_action"][0].cpu().numpy()
-            obs, reward, term, trunc, _ = env.step(action)
-            total += float(reward)
-            frame = env.render()
-            if frame is not None:  # "human" mode draws a window and returns nothing
-                frames.append(frame)
-            if term or trunc:
-                break
-    finally:
-        module.train(was_training)
-    return frames, total, length
 
 
 def write_mp4(frames: list[np.ndarray], path: str | os.PathLike, fps: int = 30) -> Path:

@@ -58,7 +58,8 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--output", default=None, help="write an mp4 here instead of opening a window")
     parser.add_argument("--fps", type=int, default=30, help="frames per second of the video")
     args = parser.parse_args(argv)
-    from rl_lightning.callbacks.video import record_episode, write_mp4
+    from rl_lightning.callbacks.video import write_mp4
+    from rl_lightning.episodes import record_episode
 
     run, ckpt = resolve(args.target)
     model, data = load_agent(run, ckpt)
