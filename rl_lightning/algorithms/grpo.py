@@ -32,14 +32,13 @@ from __future__ import annotations
 
 import copy
 import math
-import time
 from collections.abc import Iterator
 from typing import Any, Literal
 
 import torch
 from lightning.pytorch.cli import OptimizerCallable
 
-from rl_lightning.algorithms.base import RLModule
+from rl_lightning.algorithms.minibatches import MinibatchUpdates
 from rl_lightning.envs import EnvSpec
 from rl_lightning.errors import MAX_LEARNING_RATE, ConfigError, check_range
 from rl_lightning.networks import MLP
@@ -102,7 +101,7 @@ def k3_kl(log_prob: torch.Tensor, ref_log_prob: torch.Tensor) -> torch.Tensor:
     return diff.exp() - diff - 1
 
 
-class GRPO(RLModule):
+class GRPO(MinibatchUpdates):
     """GRPO: group-relative advantages (no critic), PPO's clipped surrogate and a KL penalty to a
     reference policy, for discrete (categorical), MultiDiscrete/MultiBinary and continuous
     (Gaussian or Beta) actions.
@@ -179,8 +178,6 @@ class GRPO(RLModule):
         self.optimizer_factory = optimizer
         #: collected batches trained on (decides when the reference policy is refreshed)
         self.register_buffer("batches", torch.zeros((), dtype=torch.long))
-        self._plan: Iterator[tuple[dict[str, torch.Tensor], bool]] | None = None
-        self._stats: list[torch.Tensor] = []
         self._batch_info: dict[str, float] = {}
 
     @property
@@ -231,22 +228,7 @@ class GRPO(RLModule):
         """Fraction of the frame budget still ahead (1 -> 0), for the linear schedule."""
         return max(1.0 - self.frames / self.trainer.datamodule.total_frames, 0.0)
 
-    # --- training ------------------------------------------------------------------------
-    def training_step(self, dataloader_iter: Iterator) -> torch.Tensor:
-        """One minibatch update; a new group batch is collected when the last one is used up
-        (taking the iterator stops Lightning from collecting ahead with older weights)."""
-        if self._plan is None:
-            batch, _, _ = next(dataloader_iter)
-            self.update_start = time.perf_counter()
-            self._plan = self._minibatches(self.compute_advantages(batch.to(self.device)))
-        minibatch, self.at_boundary = next(self._plan)
-        loss, stats = self.compute_loss(minibatch)
-        self._stats.append(stats)
-        if self.at_boundary:
-            self._plan = None
-            self._end_of_batch()
-        return loss
-
+    # --- training (MinibatchUpdates.training_step runs the plan) ----------------------------
     @torch.no_grad()
     def compute_advantages(self, batch) -> dict[str, torch.Tensor]:
         """Group-relative advantages and reference log-probabilities of a group batch.

@@ -22,7 +22,6 @@ on 64x64 networks a ClipPPOLoss step is slower than this module's ``compute_loss
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from typing import Any, Literal
 
@@ -31,7 +30,7 @@ from lightning.pytorch.cli import OptimizerCallable
 from torch.nn import functional as F
 from torchrl.objectives.value.functional import vec_generalized_advantage_estimate
 
-from rl_lightning.algorithms.base import RLModule
+from rl_lightning.algorithms.minibatches import MinibatchUpdates
 from rl_lightning.envs import EnvSpec
 from rl_lightning.errors import MAX_LEARNING_RATE, ConfigError, check_range
 from rl_lightning.networks import MLP
@@ -45,7 +44,7 @@ from rl_lightning.networks.encoders import EncoderBuilder
 Schedule = Literal["constant", "linear"]
 
 
-class PPO(RLModule):
+class PPO(MinibatchUpdates):
     """PPO with a clipped objective for discrete (categorical), MultiDiscrete/MultiBinary
     (a categorical per dimension) and continuous (Gaussian or Beta) actions.
 
@@ -124,8 +123,6 @@ class PPO(RLModule):
         self.actor_builder = actor_net or (lambda i, o: MLP(i, o, output_gain=0.01))
         self.critic_builder = critic_net or MLP
         self.optimizer_factory = optimizer
-        self._plan: Iterator[tuple[dict[str, torch.Tensor], bool]] | None = None
-        self._stats: list[torch.Tensor] = []
         self._explained_variance = 0.0
 
     # --- networks ------------------------------------------------------------------------
@@ -190,25 +187,7 @@ class PPO(RLModule):
         hp = self.hparams
         return hp.clip_range * (self._remaining() if hp.clip_schedule == "linear" else 1.0)
 
-    # --- training ------------------------------------------------------------------------
-    def training_step(self, dataloader_iter: Iterator) -> torch.Tensor:
-        """One minibatch update; a new batch is collected when the last one is used up.
-
-        Taking the iterator (rather than a batch) stops Lightning from collecting the next
-        batch ahead with the weights of the previous update.
-        """
-        if self._plan is None:
-            batch, _, _ = next(dataloader_iter)
-            self.update_start = time.perf_counter()
-            self._plan = self._minibatches(self.compute_advantages(batch.to(self.device)))
-        minibatch, self.at_boundary = next(self._plan)
-        loss, stats = self.compute_loss(minibatch)
-        self._stats.append(stats)
-        if self.at_boundary:
-            self._plan = None
-            self._end_of_batch()
-        return loss
-
+    # --- training (MinibatchUpdates.training_step runs the plan) ----------------------------
     @torch.no_grad()
     def compute_advantages(self, batch) -> dict[str, torch.Tensor]:
         """GAE advantages and value targets of a collected batch.
