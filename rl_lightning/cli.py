@@ -24,7 +24,7 @@ from typing import Any
 
 import torch
 import yaml
-from jsonargparse import Namespace
+from jsonargparse import ActionYesNo, Namespace
 from lightning.pytorch import LightningDataModule, Trainer
 from lightning.pytorch.cli import (
     LightningArgumentParser,
@@ -162,7 +162,7 @@ class RLCLI(LightningCLI):
         )
         parser.add_argument(
             "--debug",
-            type=bool,
+            action=ActionYesNo,
             default=False,
             help=f"Quick check of a new algorithm or env: at most {DEBUG_FRAMES} frames (or two batches, never "
             "more than data.total_frames), evaluation at half way and at the end over at most "
@@ -578,6 +578,7 @@ def _quiet() -> None:
         lambda record: "litlogger" not in record.getMessage()
     )
     warnings.filterwarnings("ignore", message=".*dataloader_iter.*")
+    warnings.filterwarnings("ignore", message=".*turned on `Trainer.detect_anomaly=True.`.*")  # --debug says so
     warnings.filterwarnings("ignore", message=".*LeafSpec.*")
     warnings.filterwarnings("ignore", message=".*Total length of `list` across ranks is zero.*")  # no val loop in fit
     # resuming writes into the run's existing folder on purpose (RunCSVLogger keeps metrics.csv)

@@ -42,16 +42,16 @@ def parse_seeds(text: str) -> list[int]:
     for item in text.replace(" ", "").split(","):
         low, dash, high = item.partition("-")
         try:
-            values = list(range(int(low), int(high) + 1)) if dash else [int(item)]
+            bounds = (int(low), int(high)) if dash else (int(item), int(item))
         except ValueError:
-            values = []
-        if not values:
+            bounds = (1, 0)
+        if bounds[0] > bounds[1]:
             raise ConfigError(f"--seeds {text!r}: expected seeds and ranges separated by commas, e.g. 1,2,3 or 1-5 "
                               f"(a range low-high with low <= high); {item!r} is neither.")
-        seeds += values
-    bad = [s for s in seeds if not 0 <= s <= MAX_SEED]
-    if bad:
-        raise ConfigError(f"--seeds {text!r}: seeds must be in [0, {MAX_SEED}], got {bad[0]}.")
+        bad = next((b for b in bounds if not 0 <= b <= MAX_SEED), None)
+        if bad is not None:
+            raise ConfigError(f"--seeds {text!r}: seeds must be in [0, {MAX_SEED}], got {bad}.")
+        seeds += range(bounds[0], bounds[1] + 1)
     repeated = sorted({s for s in seeds if seeds.count(s) > 1})
     if repeated:
         raise ConfigError(f"--seeds {text!r}: seed {repeated[0]} is given twice.")
@@ -158,7 +158,7 @@ class SeedGroup(Sweep):
     def run(self) -> None:
         """Run every seed, ``workers`` at once; Ctrl-C stops the running ones at their next batch."""
         seeds = self.spec.seeds
-        self._say(f"Seeds {', '.join(map(str, seeds))} of experiment {self.experiment}: {len(seeds)} runs, "
+        self._say(f"Seeds {', '.join(map(str, seeds))} of experiment {self.experiment}: {len(seeds)} run{'s' * (len(seeds) != 1)}, "
                   f"{self.workers} at once; logs in {self.folder}")
         with ThreadPoolExecutor(self.workers) as pool:
             self._drive([pool.submit(self.run_one, 0, {}, seed) for seed in seeds])
@@ -196,7 +196,7 @@ class SeedGroup(Sweep):
         for r in results:
             if r["status"] != "finished":
                 exit_code = f" (exit code {r['returncode']})" if r.get("returncode") is not None else ""
-                error = f": {parser_error(r['error'])}" if r.get("error") else ""
+                error = f": {parser_error(r['error']).rstrip('.')}" if r.get("error") else ""
                 lines.append(f"Seed {r['seed']} {r['status']}{exit_code}{error}; log: {r.get('log')}")
         runs = [r["run"] for r in results if r.get("run")]
         if len(runs) > 1:
