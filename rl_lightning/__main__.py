@@ -3,7 +3,13 @@
 import importlib
 import sys
 
-from rl_lightning.commands import COMMANDS, SUMMARIES, help_text, seeds_requested, unknown_command
+from rl_lightning.commands import (
+    COMMANDS,
+    SUMMARIES,
+    help_text,
+    seeds_requested,
+    unknown_command,
+)
 
 
 def run() -> None:

@@ -43,7 +43,13 @@ from rl_lightning.callbacks import (
 )
 from rl_lightning.callbacks.nan_guard import NonFiniteError
 from rl_lightning.callbacks.run_metadata import RunMetadata
-from rl_lightning.commands import COMMANDS, NOT_OFFERED, help_text, seeds_requested, unknown_command
+from rl_lightning.commands import (
+    COMMANDS,
+    NOT_OFFERED,
+    help_text,
+    seeds_requested,
+    unknown_command,
+)
 from rl_lightning.envs import check_env
 from rl_lightning.envs.batched import check_torch_env
 from rl_lightning.errors import MAX_SEED, ConfigError

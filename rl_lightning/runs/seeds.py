@@ -25,7 +25,11 @@ from typing import Any
 import yaml
 
 from rl_lightning.errors import MAX_SEED, ConfigError
-from rl_lightning.runs.folders import check_experiment_name, default_experiment, experiment_name
+from rl_lightning.runs.folders import (
+    check_experiment_name,
+    default_experiment,
+    experiment_name,
+)
 from rl_lightning.runs.sweep import Sweep, interrupt_on_stop_signals
 from rl_lightning.runs.sweep_space import SweepSpec, parser_error
 
@@ -93,7 +97,7 @@ def resolve_config(fit_args: list[str], seed: int) -> dict[str, Any]:
     refuses a bad key or value before any run starts)."""
     command = [sys.executable, "-m", "rl_lightning", "fit", *fit_args, "--seed_everything", str(seed),
                "--print_config"]
-    result = subprocess.run(command, capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    result = subprocess.run(command, check=False, capture_output=True, text=True, stdin=subprocess.DEVNULL)
     if result.returncode:
         raise ConfigError(f"the fit config is refused: {parser_error(result.stderr or result.stdout)}")
     try:
