@@ -5,9 +5,11 @@ A ``LightningCLI`` whose config schema is the typed ``__init__`` of the algorith
 (``evaluation``, ``checkpoint``, ``progress_bar``). On ``fit`` it gives the run a folder
 ``<experiments_dir>/<experiment>/<run id>/`` with ``config.yaml``, ``metrics.csv``,
 ``metadata.json`` and ``checkpoints/``; ``--ckpt_path last`` continues the newest run of the
-experiment there. Every fit also stops cleanly on Ctrl-C/SIGTERM and on NaN/Inf. The other
+experiment there. Every fit also stops cleanly on Ctrl-C/SIGTERM and on NaN/Inf. ``--debug``
+makes a fit a quick check (a tiny budget, into the experiment ``<experiment>-debug``);
+``fit --seeds 1,2,3`` runs one fit per seed (:mod:`rl_lightning.runs.seeds`). The other
 commands (``play``, ``runs``, ``plot``, ``sweep``, ``reproduce``) are listed in
-:mod:`rl_lightning.commands`.
+:mod:`rl_lightning.commands`; Lightning's ``predict`` is not offered.
 """
 
 from __future__ import annotations
