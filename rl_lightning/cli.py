@@ -5,9 +5,11 @@ A ``LightningCLI`` whose config schema is the typed ``__init__`` of the algorith
 (``evaluation``, ``checkpoint``, ``progress_bar``). On ``fit`` it gives the run a folder
 ``<experiments_dir>/<experiment>/<run id>/`` with ``config.yaml``, ``metrics.csv``,
 ``metadata.json`` and ``checkpoints/``; ``--ckpt_path last`` continues the newest run of the
-experiment there. Every fit also stops cleanly on Ctrl-C/SIGTERM and on NaN/Inf. The other
+experiment there. Every fit also stops cleanly on Ctrl-C/SIGTERM and on NaN/Inf. ``--debug``
+makes a fit a quick check (a tiny budget, into the experiment ``<experiment>-debug``);
+``fit --seeds 1,2,3`` runs one fit per seed (:mod:`rl_lightning.runs.seeds`). The other
 commands (``play``, ``runs``, ``plot``, ``sweep``, ``reproduce``) are listed in
-:mod:`rl_lightning.commands`.
+:mod:`rl_lightning.commands`; Lightning's ``predict`` is not offered.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from typing import Any
 
 import torch
 import yaml
-from jsonargparse import Namespace
+from jsonargparse import ActionYesNo, Namespace
 from lightning.pytorch import LightningDataModule, Trainer
 from lightning.pytorch.cli import (
     LightningArgumentParser,
@@ -43,13 +45,25 @@ from rl_lightning.callbacks import (
 )
 from rl_lightning.callbacks.nan_guard import NonFiniteError
 from rl_lightning.callbacks.run_metadata import RunMetadata
-from rl_lightning.commands import COMMANDS
+from rl_lightning.commands import (
+    COMMANDS,
+    NOT_OFFERED,
+    help_text,
+    seeds_requested,
+    unknown_command,
+)
 from rl_lightning.envs import check_env
 from rl_lightning.envs.batched import check_torch_env
 from rl_lightning.errors import MAX_SEED, ConfigError
 from rl_lightning.preflight import check_config_files, missing_package_error
 from rl_lightning.runs.csv_logger import RunCSVLogger
-from rl_lightning.runs.folders import check_experiment_name, latest_run, new_run_dir
+from rl_lightning.runs.folders import (
+    check_experiment_name,
+    default_experiment,
+    experiment_name,
+    latest_run,
+    new_run_dir,
+)
 from rl_lightning.runs.lock import FILENAME as LOCK_FILE
 from rl_lightning.runs.lock import RunLock
 from rl_lightning.runs.loggers import (
@@ -125,6 +139,13 @@ class RLCLI(LightningCLI):
             run=run,
         )
 
+    @staticmethod
+    @override
+    def subcommands() -> dict[str, set[str]]:
+        """``fit``, ``validate`` and ``test`` (Lightning's ``predict`` has no meaning here: there
+        is no dataset to predict on; ``play`` watches an agent)."""
+        return {name: skip for name, skip in LightningCLI.subcommands().items() if name not in NOT_OFFERED}
+
     @override
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         parser.add_argument(
@@ -146,6 +167,28 @@ class RLCLI(LightningCLI):
             default=0,
             help="Write a metrics row (CSV, TensorBoard, W&B) each time training reaches a multiple of "
             "this many frames; 0 writes one per collected batch (SAC/TD3 collect one frame per batch).",
+        )
+        parser.add_argument(
+            "--debug",
+            action=ActionYesNo,
+            default=False,
+            help=f"Quick check of a new algorithm or env: at most {DEBUG_FRAMES} frames (or two batches, never "
+            "more than data.total_frames), evaluation at half way and at the end over at most "
+            f"{DEBUG_EPISODES} episodes, autograd anomaly detection (trainer.detect_anomaly), NaN/Inf checks; "
+            "runs go to the experiment <experiment>-debug.",
+        )
+        parser.add_argument(
+            "--seeds",
+            type=str | None,
+            default=None,
+            help="fit only, on the command line: one run per seed, in parallel processes, e.g. 1,2,3 or 1-5 "
+            "(each with --seed_everything <seed>; logs and a summary in <experiment>/seeds-<time>/).",
+        )
+        parser.add_argument(
+            "--seed_workers",
+            type=int | None,
+            default=None,
+            help="with --seeds: runs at once (default: the number of seeds, at most the number of CPUs).",
         )
         parser.add_lightning_class_args(Evaluation, "evaluation")
         parser.add_lightning_class_args(FrameCheckpoint, "checkpoint")
@@ -213,6 +256,14 @@ class RLCLI(LightningCLI):
     def before_instantiate_classes(self) -> None:
         cfg = self.config[self.subcommand] if self.subcommand else self.config
         torch.set_num_threads(cfg.torch_threads)
+        if cfg.get("seeds") is not None:
+            raise ConfigError("seeds: an option of the command line (`python -m rl_lightning fit ... --seeds 1,2,3`), "
+                              "not a config key; remove it from the config file.")
+        if cfg.get("seed_workers") is not None:
+            raise ConfigError("--seed_workers goes with --seeds (`python -m rl_lightning fit ... --seeds 1,2,3 "
+                              "--seed_workers 2`).")
+        if cfg.get("debug"):
+            _apply_debug(cfg, self.subcommand)
         if cfg.experiment is not None:
             check_experiment_name(cfg.experiment)  # before any folder exists: never write outside experiments_dir
         experiment = cfg.experiment or _default_experiment(cfg)
@@ -354,6 +405,43 @@ class RLCLI(LightningCLI):
             print(f"Run folder: {self.run_dir}")
 
 
+#: the frame budget of ``--debug`` (at least two batches; never more than the config's)
+DEBUG_FRAMES = 4096
+#: the most evaluation episodes of ``--debug``
+DEBUG_EPISODES = 3
+
+
+def _apply_debug(cfg: Namespace, subcommand: str | None) -> None:
+    """``--debug``: the run's experiment gets the suffix ``-debug``; a fit gets a tiny budget
+    (:data:`DEBUG_FRAMES`, or two batches when one batch is larger, never more than
+    ``data.total_frames``), evaluations and checkpoints at half way and at the end over at most
+    :data:`DEBUG_EPISODES` episodes, random frames of a replay buffer capped at a quarter of the
+    budget (so updates run), and autograd anomaly detection. Applying it twice (a debug run's
+    ``config.yaml``) changes nothing more."""
+    name = cfg.experiment or _default_experiment(cfg)
+    cfg.experiment = experiment_name(name, debug=True)
+    if subcommand == "fit":
+        cfg.trainer.detect_anomaly = True
+    args = cfg.data.get("init_args") if cfg.data.get("init_args") is not None else None
+    total = args.get("total_frames") if args is not None else None
+    if subcommand != "fit" or not isinstance(total, int):
+        return
+    batch = args.get("frames_per_batch") or 0
+    budget = min(total, max(DEBUG_FRAMES, 2 * batch)) if batch else min(total, DEBUG_FRAMES)
+    args.total_frames = budget
+    half = max(1, budget // 2)
+    if isinstance(args.get("init_random_frames"), int) and args.init_random_frames >= half:
+        args.init_random_frames = budget // 4
+    cfg.evaluation.every_frames = half
+    cfg.evaluation.episodes = min(cfg.evaluation.episodes, DEBUG_EPISODES)
+    cfg.checkpoint.every_frames = min(cfg.checkpoint.every_frames, half)
+    if cfg.log_every_frames:
+        cfg.log_every_frames = min(cfg.log_every_frames, max(1, budget // 16))
+    print(f"Debug mode: {budget} frames (data.total_frames {total}), evaluation every {half} frames over "
+          f"{cfg.evaluation.episodes} episodes, anomaly detection and NaN/Inf checks on; experiment {cfg.experiment}",
+          flush=True)
+
+
 def _place_loggers(logger_cfg: Any, run_dir: Path, experiment: str) -> None:
     """Point configured loggers without an explicit folder into the run folder."""
     entries = logger_cfg if isinstance(logger_cfg, list) else [logger_cfg]
@@ -478,10 +566,8 @@ def _check_gradient_clipping(cfg: Namespace) -> None:
 
 
 def _default_experiment(cfg: Namespace) -> str:
-    algorithm = str(cfg.model.class_path).rsplit(".", 1)[-1].lower()
     env_id = getattr(cfg.data.init_args, "env_id", None) if cfg.data.get("init_args") else None
-    name = f"{algorithm}-{env_id}" if env_id else algorithm
-    return name.replace(":", "_").replace("/", "_")
+    return default_experiment(str(cfg.model.class_path), env_id)
 
 
 def _seed(cfg: Namespace) -> int | None:
@@ -500,6 +586,7 @@ def _quiet() -> None:
         lambda record: "litlogger" not in record.getMessage()
     )
     warnings.filterwarnings("ignore", message=".*dataloader_iter.*")
+    warnings.filterwarnings("ignore", message=".*turned on `Trainer.detect_anomaly=True.`.*")  # --debug says so
     warnings.filterwarnings("ignore", message=".*LeafSpec.*")
     warnings.filterwarnings("ignore", message=".*Total length of `list` across ranks is zero.*")  # no val loop in fit
     # resuming writes into the run's existing folder on purpose (RunCSVLogger keeps metrics.csv)
@@ -514,11 +601,18 @@ def main(args: Any = None) -> None:
     plus the commands in :data:`COMMANDS` (``play``, ``runs``, ``plot``, ``sweep``, ``reproduce``)."""
     _quiet()
     argv = list(sys.argv[1:] if args is None else args)
+    if argv[:1] in ([], ["-h"], ["--help"]):
+        print(help_text())
+        sys.exit(0 if argv else 2)
+    if argv[0] in NOT_OFFERED:
+        print(unknown_command(argv[0]), file=sys.stderr)
+        sys.exit(2)
     try:
-        if argv[:1] and argv[0] in COMMANDS:
+        if argv[0] in COMMANDS or seeds_requested(argv):
             import importlib
 
-            importlib.import_module(COMMANDS[argv[0]]).main(argv[1:])
+            module = "rl_lightning.runs.seeds" if seeds_requested(argv) else COMMANDS[argv[0]]
+            importlib.import_module(module).main(argv[1:])
         else:
             check_config_files(argv)
             RLCLI(args=args)

@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 
 from rl_lightning.cli import main
@@ -143,3 +144,42 @@ def test_a_chosen_class_takes_its_own_defaults_not_the_default_algorithms(capsys
     assert config["model"]["init_args"]["gamma"] == 0.5
     if data:  # ReplayDataModule's own defaults, e.g. one environment
         assert config["data"]["init_args"]["num_envs"] == 1
+
+
+def test_debug_is_a_quick_marked_run(in_tmp, capsys):
+    run_cli("fit", "--config", PPO, "--debug", "--progress_bar.refresh_rate", "0")
+    out = capsys.readouterr().out
+    assert "Debug mode: 4096 frames (data.total_frames 100000)" in out
+    (run,) = (in_tmp / "experiments" / "ppo-CartPole-v1-debug").iterdir()  # apart from the real runs
+    saved = yaml.safe_load((run / "config.yaml").read_text())
+    assert saved["debug"] is True and saved["experiment"] == "ppo-CartPole-v1-debug"
+    assert saved["data"]["init_args"]["total_frames"] == 4096
+    assert saved["evaluation"] == {**saved["evaluation"], "every_frames": 2048, "episodes": 3}
+    assert saved["trainer"]["detect_anomaly"] is True
+    evaluated = [float(r["frames"]) for r in rows(run / "metrics.csv") if r["eval/return_mean"]]
+    assert evaluated == [2048.0, 4096.0]
+    assert not torch.is_anomaly_enabled()  # anomaly detection was scoped to the fit
+
+    run_cli("fit", "--config", PPO, "--debug", "--data.total_frames", "1024", "--experiment", "mine",
+            "--progress_bar.refresh_rate", "0")  # never more than the config's budget
+    (small,) = (in_tmp / "experiments" / "mine-debug").iterdir()
+    assert float(rows(small / "metrics.csv")[-1]["frames"]) == 1024.0
+
+
+def test_debug_caps_what_a_tiny_budget_needs_and_applies_once():
+    from jsonargparse import Namespace
+
+    from rl_lightning.cli import _apply_debug
+
+    cfg = Namespace(experiment=None, log_every_frames=200, trainer=Namespace(detect_anomaly=False),
+                    model=Namespace(class_path="rl_lightning.algorithms.SAC"),
+                    data=Namespace(class_path="rl_lightning.data.ReplayDataModule", init_args=Namespace(
+                        env_id="Pendulum-v1", frames_per_batch=1, total_frames=20000, init_random_frames=3000)),
+                    evaluation=Namespace(every_frames=2000, episodes=10), checkpoint=Namespace(every_frames=2000))
+    _apply_debug(cfg, "fit")
+    once = cfg.clone()
+    assert cfg.experiment == "sac-Pendulum-v1-debug" and cfg.data.init_args.total_frames == 4096
+    assert cfg.data.init_args.init_random_frames == 1024  # updates start within the budget
+    assert cfg.log_every_frames == 200 and cfg.checkpoint.every_frames == 2000 and cfg.evaluation.episodes == 3
+    _apply_debug(cfg, "fit")  # a debug run's config.yaml, run again (reproduce)
+    assert cfg == once

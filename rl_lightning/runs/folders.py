@@ -27,6 +27,23 @@ def check_experiment_name(name: str, key: str = "--experiment") -> str:
     return name
 
 
+def default_experiment(algorithm: str, env_id: str | None) -> str:
+    """The experiment of a run without ``--experiment``: ``<algorithm>-<env id>``, e.g.
+    ``ppo-CartPole-v1`` for ``rl_lightning.algorithms.PPO`` (``:`` and ``/`` become ``_``)."""
+    name = algorithm.rsplit(".", 1)[-1].lower()
+    name = f"{name}-{env_id}" if env_id else name
+    return name.replace(":", "_").replace("/", "_")
+
+
+#: the suffix of the experiments of ``--debug`` runs
+DEBUG_SUFFIX = "-debug"
+
+
+def experiment_name(name: str, debug: bool = False) -> str:
+    """``name``, with :data:`DEBUG_SUFFIX` for a debug run (once: a name that has it keeps it)."""
+    return name if not debug or name.endswith(DEBUG_SUFFIX) else name + DEBUG_SUFFIX
+
+
 def new_run_dir(experiment_dir: str | Path, seed: int | None, create: bool = True) -> Path:
     """Create and return a fresh run folder named by start time and seed (with
     ``create=False`` only name it)."""

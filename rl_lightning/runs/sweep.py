@@ -117,6 +117,14 @@ class Sweep:
             print(text, flush=True)
 
     # --- one run ------------------------------------------------------------------------
+    def log_path(self, trial: int, seed: int) -> Path:
+        """The file that receives the output of a (trial, seed) run."""
+        return self.logs / f"trial-{trial:03d}-seed-{seed}.log"
+
+    def label(self, trial: int, seed: int) -> str:
+        """How the progress lines name a (trial, seed) run."""
+        return f"[trial {trial} seed {seed}]"
+
     def command(self, params: dict[str, Any], seed: int) -> list[str]:
         """The ``fit`` command of a (params, seed) pair."""
         cmd = [sys.executable, "-m", "rl_lightning", "fit"]
@@ -133,16 +141,16 @@ class Sweep:
         stopped before it started."""
         if self.stop.is_set():
             return None
-        log = self.logs / f"trial-{trial:03d}-seed-{seed}.log"
+        log = self.log_path(trial, seed)
         previous = self.records().get(self.key(params, seed), {})
         resume = previous.get("run") and Path(previous["run"]) / "checkpoints" / "last.ckpt"
         resume = resume if previous.get("status") == "interrupted" and resume and resume.is_file() else None
         cmd = self.command(params, seed) + list(extra) + ([f"--ckpt_path={resume}"] if resume else [])
         rec: dict[str, Any] = {"trial": trial, "params": params, "seed": seed, "fingerprint": self.spec.fingerprint,
                                "metric": self.spec.metric, "log": str(log), "started": time.time()}
-        label = f"[trial {trial} seed {seed}]"
-        self._say(f"{label} {'resume' if resume else 'start'}: "
-                  + (", ".join(f"{_short(k)}={_fmt(v)}" for k, v in params.items()))
+        label = self.label(trial, seed)
+        self._say(f"{label} {'resume' if resume else 'start'}"
+                  + (": " + ", ".join(f"{_short(k)}={_fmt(v)}" for k, v in params.items()) if params else "")
                   + (f" (from {resume})" if resume else ""))
         with open(log, "w") as out:
             out.write(f"$ {shlex.join(cmd)}\n\n")
@@ -413,15 +421,9 @@ def main(argv: list[str]) -> None:
         return dry_run(sweep)
     sweep.logs.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(args.config, sweep.folder / "sweep.yaml")
-    # SIGTERM, and SIGHUP (a closed terminal: the runs, in their own sessions, do not get it), stop
-    # the runs like Ctrl-C
-    stop_signals = (signal.SIGTERM, signal.SIGHUP)
-    previous = {signum: signal.getsignal(signum) for signum in stop_signals}
-    if threading.current_thread() is threading.main_thread():
-        for signum in stop_signals:
-            signal.signal(signum, _raise_interrupt)
     try:
-        sweep.run_optuna() if spec.search == "optuna" else sweep.run_fixed()
+        with interrupt_on_stop_signals():
+            sweep.run_optuna() if spec.search == "optuna" else sweep.run_fixed()
     except KeyboardInterrupt:
         with contextlib.suppress(Exception):  # the summary of what finished, if it can be written
             sweep.summary()
@@ -429,10 +431,6 @@ def main(argv: list[str]) -> None:
         print(f"\nInterrupted: the running runs were stopped and recorded as interrupted; finished runs are kept."
               f"\nResume with: {again}", file=sys.stderr, flush=True)
         sys.exit(130)
-    finally:
-        if threading.current_thread() is threading.main_thread():
-            for signum, handler in previous.items():
-                signal.signal(signum, handler)
     print("\n" + sweep.summary())
     plot = sweep.plot()
     print(f"Sweep folder: {sweep.folder}" + (f" (summary.md, {Path(plot).name})" if plot else " (summary.md)"))
@@ -443,6 +441,23 @@ def main(argv: list[str]) -> None:
 
 def _raise_interrupt(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def interrupt_on_stop_signals():
+    """While the block runs (in the main thread), SIGTERM and SIGHUP (a closed terminal: runs
+    in their own sessions do not get it) raise ``KeyboardInterrupt`` like Ctrl-C, so the runs
+    are stopped cleanly."""
+    stop_signals = (signal.SIGTERM, signal.SIGHUP)
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = {signum: signal.getsignal(signum) for signum in stop_signals} if main_thread else {}
+    for signum in previous:
+        signal.signal(signum, _raise_interrupt)
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 def dry_run(sweep: Sweep) -> None:
