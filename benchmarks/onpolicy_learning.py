@@ -73,7 +73,7 @@ TASKS = {
     "grpo-pendulum-beta": learning.task(["grpo.yaml", "env/pendulum_grpo.yaml"], -200.0, "GRPO Beta (ours)",
                                         "Pendulum-v1", 200_000, "--model.distribution", "beta"),
     "ppo-pendulum": learning.task(["ppo.yaml", "env/pendulum.yaml"], -200.0, "PPO Gaussian (ours)", "Pendulum-v1",
-                                  200_000),
+                                  200_000, "--data.total_frames", "200000"),
 }
 #: each of ours and the peer it is compared with
 PAIRS = {"recurrent-ppo-cartpole-novel": "sb3-recurrent-ppo-cartpole-novel", "a2c-cartpole": "sb3-a2c-cartpole",

@@ -168,12 +168,11 @@ def run_sb3(algo: str, h: dict, env: str, seed: int, batches: int, threads: int)
 def replay_memory(env: str, capacity: int, envs: int, steps: int) -> dict[str, float]:
     """Bytes per stored transition: rl_lightning (plain and compact) filled to ``capacity``
     from the environment with random actions, and SB3's replay buffer of that capacity."""
-    from types import SimpleNamespace
-
     import numpy as np
     from stable_baselines3.common.buffers import ReplayBuffer
 
     from rl_lightning.data import ReplayDataModule
+    from rl_lightning.data.link import AgentLink
 
     out = {}
     for compact in (False, True):
@@ -181,8 +180,7 @@ def replay_memory(env: str, capacity: int, envs: int, steps: int) -> dict[str, f
                               batch_size=min(32, capacity), init_random_frames=0, total_frames=10 * capacity,
                               compact_observations=compact)
         spec = dm.env_spec
-        dm.connect(SimpleNamespace(hparams=SimpleNamespace(gamma=0.99), spec=spec,
-                                   collect_policy=lambda obs, spec=spec: spec.random_actions(obs.shape[0])))
+        dm.connect(AgentLink(policy=lambda obs, spec=spec: spec.random_actions(obs.shape[0]), spec=spec))
         while len(dm.buffer) < capacity:
             dm.add(dm.collector.rollout())
         out["rl_lightning compact" if compact else "rl_lightning plain"] = dm.replay_bytes_per_frame

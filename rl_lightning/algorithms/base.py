@@ -14,6 +14,7 @@ import torch
 from lightning.pytorch.utilities import rank_zero_warn
 
 from rl_lightning.algorithms.normalize import EPSILON, SETTINGS, Normalizer
+from rl_lightning.data.link import AgentLink, TrainingData
 from rl_lightning.envs import EnvSpec
 from rl_lightning.episodes import EpisodeSettings, evaluate, summarize
 from rl_lightning.errors import ConfigError
@@ -33,7 +34,7 @@ class RLModule(ScrubbedHyperparameters, L.LightningModule):
     The data module owns the environments; the algorithm owns networks, losses and
     optimizers. In :meth:`setup` the algorithm reads the environment's :class:`EnvSpec`
     from the data module, builds its networks (:meth:`build`) and hands its acting policy
-    to the data module (``datamodule.connect(self)``). Checkpoints carry the spec, so a
+    to the data module (``datamodule.connect(self.link())``, see :mod:`rl_lightning.data.link`). Checkpoints carry the spec, so a
     module restored from one rebuilds the same networks.
 
     Subclasses implement :meth:`build`, :meth:`act` and ``training_step``. The plain Lightning
@@ -171,7 +172,19 @@ class RLModule(ScrubbedHyperparameters, L.LightningModule):
         self.connect_spec(datamodule.env_spec)
         self.connect_normalization(getattr(datamodule, "normalization", None), "the data module")
         if stage == "fit":
-            datamodule.connect(self)
+            datamodule.connect(self.link())
+
+    def link(self) -> AgentLink:
+        """What the data module gets of this algorithm (see :mod:`rl_lightning.data.link`)."""
+        memory = self.initial_memory(1) is not None
+        return AgentLink(policy=self.collect_policy, spec=self.spec, gamma=float(self.hparams.get("gamma", 0.99)),
+                         observe_batch=self.observe_batch, initial_memory=self.initial_memory if memory else None,
+                         group_size=self.rollout_group_size)
+
+    @property
+    def data(self) -> TrainingData:
+        """The data module this algorithm trains on (what it may use: :class:`TrainingData`)."""
+        return self.trainer.datamodule
 
     # --- acting ------------------------------------------------------------------------
     def flat_obs(self, obs: torch.Tensor) -> torch.Tensor:
@@ -252,7 +265,7 @@ class RLModule(ScrubbedHyperparameters, L.LightningModule):
         """Evaluation episodes (``validate``) with :attr:`evaluation_settings`: the ``Evaluation``
         callback's when the run has one, so the result matches the run's evaluations (same seeds)."""
         settings = self.evaluation_settings or EpisodeSettings()
-        datamodule = self.trainer.datamodule
+        datamodule = self.data
         env = datamodule.make_env(settings.episodes)
         try:
             result = evaluate(self, env, settings.episodes, settings.seed_for(datamodule), settings.deterministic)
@@ -270,7 +283,7 @@ class RLModule(ScrubbedHyperparameters, L.LightningModule):
         finished run trains no batch past it)."""
         self._fit_start = (time.perf_counter(), self.frames)
         self._frames_at_last_boundary = self.frames
-        total = self.trainer.datamodule.total_frames
+        total = self.data.total_frames
         if self.frames >= total:
             rank_zero_warn(f"nothing to train: {self.frames} frames done, data.total_frames is {total}.")
             self.trainer.should_stop = True
@@ -283,7 +296,7 @@ class RLModule(ScrubbedHyperparameters, L.LightningModule):
         logging; their finished episodes count in the next row's episode statistics. The
         rule depends on frame counts only, so every rank (and a resumed run) agrees."""
         self._batch_ended = True
-        datamodule = self.trainer.datamodule
+        datamodule = self.data
         frames, previous = self.frames, self._frames_at_last_boundary
         self._frames_at_last_boundary = frames
         last = frames >= datamodule.total_frames

@@ -126,7 +126,7 @@ class DQN(OffPolicyModule):
     def epsilon(self) -> float:
         """Exploration rate at the current frame count."""
         hp = self.hparams
-        total = self.trainer.datamodule.total_frames if self.attached_trainer is not None else 1
+        total = self.data.total_frames if self.attached_trainer is not None else 1
         progress = min(self.frames / max(hp.exploration_fraction * total, 1.0), 1.0)
         return hp.exploration_initial + progress * (hp.exploration_final - hp.exploration_initial)
 
@@ -188,7 +188,7 @@ class DQN(OffPolicyModule):
         if hp.target_update == "soft":
             soft_update(self.q_target, self.q, hp.tau)
             soft_update(self.encoder_target, self.encoder, hp.tau)
-        self.trainer.datamodule.update_priorities(batch["index"], td_error)
+        self.data.update_priorities(batch["index"], td_error)
         return {"loss/value": loss.detach(), "train/q_mean": q.detach().mean()}
 
     def round_metrics(self) -> dict[str, float]:

@@ -226,7 +226,7 @@ class GRPO(MinibatchUpdates):
 
     def _remaining(self, _step: int = 0) -> float:
         """Fraction of the frame budget still ahead (1 -> 0), for the linear schedule."""
-        return max(1.0 - self.frames / self.trainer.datamodule.total_frames, 0.0)
+        return max(1.0 - self.frames / self.data.total_frames, 0.0)
 
     # --- training (MinibatchUpdates.training_step runs the plan) ----------------------------
     @torch.no_grad()

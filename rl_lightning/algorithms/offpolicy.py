@@ -180,7 +180,7 @@ class OffPolicyModule(RLModule):
     def set_learning_rate(self, optimizers: list) -> None:
         """Linear decay of every optimizer's learning rate to zero over ``data.total_frames``,
         set from the frame count at the start of each round (so a resumed run continues it)."""
-        total = self.trainer.datamodule.total_frames
+        total = self.data.total_frames
         lr = self.hparams.learning_rate * max(1.0 - self.frames / total, 0.0)
         for optimizer in optimizers:
             for group in optimizer.param_groups:

@@ -144,7 +144,7 @@ class PPO(MinibatchUpdates):
     def setup(self, stage: str) -> None:
         """Build and connect (see :class:`RLModule`); a minibatch cannot exceed the collected batch."""
         super().setup(stage)
-        frames = getattr(self.trainer.datamodule, "frames_per_batch", None)
+        frames = getattr(self.data, "frames_per_batch", None)
         if stage == "fit" and frames is not None and self.hparams.minibatch_size > frames:
             raise ConfigError(
                 f"model.minibatch_size ({self.hparams.minibatch_size}) is larger than the collected batch, "
@@ -180,7 +180,7 @@ class PPO(MinibatchUpdates):
 
     def _remaining(self, _step: int = 0) -> float:
         """Fraction of the frame budget still ahead (1 -> 0), for linear schedules."""
-        total = self.trainer.datamodule.total_frames
+        total = self.data.total_frames
         return max(1.0 - self.frames / total, 0.0)
 
     def _clip_range(self) -> float:

@@ -100,8 +100,7 @@ class RecurrentPPO(PPO):
     def setup(self, stage: str) -> None:
         """As :class:`PPO`; the chunk length must divide each environment's steps per batch."""
         super().setup(stage)
-        datamodule = self.trainer.datamodule
-        frames, envs = getattr(datamodule, "frames_per_batch", None), getattr(datamodule, "num_envs", None)
+        frames, envs = getattr(self.data, "frames_per_batch", None), getattr(self.data, "num_envs", None)
         length = self.hparams.sequence_length
         if stage == "fit" and frames and envs and length and (frames // envs) % length:
             raise ConfigError(

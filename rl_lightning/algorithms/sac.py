@@ -169,7 +169,7 @@ class SAC(OffPolicyModule):
         weight = batch["weight"]
         critic_loss = 0.5 * (weight * ((q1 - target).pow(2) + (q2 - target).pow(2))).mean()
         self.optimize(critic_opt, critic_loss)
-        self.trainer.datamodule.update_priorities(batch["index"], (q1 - target).detach())
+        self.data.update_priorities(batch["index"], (q1 - target).detach())
 
         actor_in = features.detach() if self.hparams.share_encoder else self.encode(self.actor_encoder, obs)
         action, log_prob = self.sample(actor_in)

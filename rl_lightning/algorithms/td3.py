@@ -141,7 +141,7 @@ class TD3(OffPolicyModule):
         q1, q2 = self.critic(features, batch["action"])
         critic_loss = (batch["weight"] * ((q1 - target).pow(2) + (q2 - target).pow(2))).mean()
         self.optimize(critic_opt, critic_loss)
-        self.trainer.datamodule.update_priorities(batch["index"], (q1 - target).detach())
+        self.data.update_priorities(batch["index"], (q1 - target).detach())
         stats = {"loss/value": critic_loss.detach()}
         if (self.update_count + 1) % hp.policy_delay == 0:
             self.critic.requires_grad_(False)  # the actor's gradient flows through the action only

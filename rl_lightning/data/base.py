@@ -11,12 +11,13 @@ import torch
 from lightning.pytorch.utilities import rank_zero_warn
 from torch.utils.data import DataLoader
 
-from rl_lightning.data.collector import MemoryFactory, VectorCollector
+from rl_lightning.data.collector import VectorCollector
 from rl_lightning.data.group_collector import (
     GroupCollector,
     GymGroupCollector,
     TorchGroupCollector,
 )
+from rl_lightning.data.link import AgentLink
 from rl_lightning.data.torch_collector import TorchCollector
 from rl_lightning.envs import (
     EnvSpec,
@@ -33,7 +34,6 @@ from rl_lightning.secrets import ScrubbedHyperparameters, scrub_secrets
 if TYPE_CHECKING:
     import gymnasium as gym
 
-    from rl_lightning.algorithms.base import RLModule
 
 
 #: the normalization options, fixed by a checkpoint (its model holds their statistics)
@@ -46,15 +46,6 @@ NORMALIZATION_OPTIONS = ("normalize_observation", "normalize_reward", "clip_obse
 def identity_collate(batch: Any) -> Any:
     """Collate function passing TensorDict batches through untouched."""
     return batch
-
-
-def memory_factory(agent: Any) -> MemoryFactory | None:
-    """The agent's ``initial_memory`` when its policy is recurrent (it returns memory), else ``None``.
-    Agents without the method (plain duck-typed policies) count as memoryless."""
-    initial_memory = getattr(agent, "initial_memory", None)
-    if initial_memory is None or initial_memory(1) is None:
-        return None
-    return initial_memory
 
 
 class EnvDataModule(ScrubbedHyperparameters, L.LightningDataModule):
@@ -255,9 +246,9 @@ class EnvDataModule(ScrubbedHyperparameters, L.LightningDataModule):
             else:
                 self.env = self.make_env(self.num_envs)
 
-    def connect(self, agent: RLModule) -> None:
-        """Collect with ``agent``'s policy from now on (the explicit policy hand-over). An agent
-        whose ``rollout_group_size`` is set (GRPO) gets group rollouts (see
+    def connect(self, agent: AgentLink) -> None:
+        """Collect with ``agent.policy`` from now on (the explicit hand-over, see
+        :mod:`rl_lightning.data.link`). With ``agent.group_size`` set (GRPO), group rollouts (see
         :mod:`rl_lightning.data.group_collector`): one episode per environment per batch, groups of
         that many environments starting from one state; ``frames_per_batch`` is then unused."""
         if self.env is None:
@@ -266,7 +257,7 @@ class EnvDataModule(ScrubbedHyperparameters, L.LightningDataModule):
         seed = self.base_seed + rank * self.num_envs
         if rank:  # same seed_everything on every rank: decorrelate action sampling
             torch.manual_seed(seed)
-        group_size = getattr(agent, "rollout_group_size", None)
+        group_size = agent.group_size
         if group_size:  # critic-free algorithms: groups of environments start each batch from one state
             if self.num_envs % group_size:
                 raise ConfigError(
@@ -274,11 +265,11 @@ class EnvDataModule(ScrubbedHyperparameters, L.LightningDataModule):
                     f"environments form groups of {group_size} that start from the same state."
                 )
             collector = TorchGroupCollector if self.backend == "torch" else GymGroupCollector
-            self.collector = collector(self.env, agent.collect_policy, group_size, seed)
+            self.collector = collector(self.env, agent.policy, group_size, seed)
         else:
             collector = TorchCollector if self.backend == "torch" else VectorCollector
-            self.collector = collector(self.env, agent.collect_policy, self.frames_per_batch, seed,
-                                       initial_memory=memory_factory(agent))
+            self.collector = collector(self.env, agent.policy, self.frames_per_batch, seed,
+                                       initial_memory=agent.initial_memory)
         if self._pending_state is not None:
             self.load_state_dict(self._pending_state)
 

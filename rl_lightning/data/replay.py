@@ -25,9 +25,9 @@ from rl_lightning.data.base import (
     PIPELINE_OPTIONS,
     EnvDataModule,
     identity_collate,
-    memory_factory,
 )
 from rl_lightning.data.compact import CompactObservations, bytes_per_row
+from rl_lightning.data.link import AgentLink
 from rl_lightning.data.prioritized import PrioritizedSampler
 from rl_lightning.data.replay_state import (
     COMPACT_KEYS,
@@ -41,7 +41,7 @@ from rl_lightning.data.replay_state import (
 from rl_lightning.errors import ConfigError, check_range
 
 if TYPE_CHECKING:
-    from rl_lightning.algorithms.base import RLModule
+    pass
 
 logging.getLogger("torchrl").setLevel(logging.WARNING)
 
@@ -385,14 +385,14 @@ class ReplayDataModule(EnvDataModule):
                          f"config {options['compact_observations']!r})")
         return fixed
 
-    def connect(self, agent: "RLModule") -> None:
+    def connect(self, agent: AgentLink) -> None:
         """Collect with the agent's policy (random during warm-up); build the buffer."""
-        if memory_factory(agent) is not None:
-            raise ConfigError(f"{type(agent).__name__} has a recurrent policy, which replay data does not keep: "
+        if agent.initial_memory is not None:
+            raise ConfigError("the algorithm has a recurrent policy, which replay data does not keep: "
                               "use data.class_path rl_lightning.data.OnPolicyDataModule.")
-        self.gamma = float(getattr(agent.hparams, "gamma", 0.99))
-        self._agent_policy = agent.collect_policy
-        self._observe = getattr(agent, "observe_batch", None)
+        self.gamma = float(agent.gamma)
+        self._agent_policy = agent.policy
+        self._observe = agent.observe_batch
         self.spec = agent.spec
         if self.buffer is None:
             self._build_buffer(self._resolve_compact(_saved_compact(self._pending_state or {}), "the checkpoint"))

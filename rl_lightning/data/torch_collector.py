@@ -16,7 +16,13 @@ from typing import Any
 import torch
 from tensordict import TensorDict
 
-from rl_lightning.data.collector import EndlessCollector, MemoryFactory, Policy, _get_rng, _set_rng
+from rl_lightning.data.collector import (
+    EndlessCollector,
+    MemoryFactory,
+    Policy,
+    _get_rng,
+    _set_rng,
+)
 from rl_lightning.envs.batched import TorchVectorEnv
 
 

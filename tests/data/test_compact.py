@@ -206,17 +206,15 @@ def test_uint8_frames_reach_the_replay_buffer_and_evaluation_as_uint8():
     """A pixel env end to end through the data module: uint8 rows, compact storage chosen
     automatically, uint8 next observations in sampled minibatches; ``evaluate`` hands the
     module uint8 frames too (networks convert them)."""
-    from types import SimpleNamespace
-
     import tests.helpers.image_envs  # noqa: F401  (registers PixelChoice-v0)
     from rl_lightning.callbacks.evaluation import evaluate
+    from rl_lightning.data.link import AgentLink
 
     dm = ReplayDataModule("tests.helpers.image_envs:PixelChoice-v0", num_envs=2, frames_per_batch=8, buffer_size=64,
                           batch_size=8, init_random_frames=0, total_frames=1000, env_kwargs={"channels": 4})
     spec = dm.env_spec
     assert spec.observation_dtype == "uint8"
-    dm.connect(SimpleNamespace(hparams=SimpleNamespace(gamma=0.99), spec=spec,
-                               collect_policy=lambda obs: spec.random_actions(obs.shape[0])))
+    dm.connect(AgentLink(policy=lambda obs: spec.random_actions(obs.shape[0]), spec=spec))
     for _ in range(3):
         dm.add(dm.collector.rollout())
     assert dm.compact is not None

@@ -162,11 +162,10 @@ def test_n_step_windows_span_batch_boundaries_like_the_whole_trajectory(frames_p
 
 def test_the_data_module_stores_n_step_returns_from_one_frame_batches():
     """``--data.n_step 3`` with the SAC/TD3 configs' one-frame batches stores 3-step returns."""
-    from types import SimpleNamespace
+    from rl_lightning.data.link import AgentLink
 
     data = ReplayDataModule("Pendulum-v1", num_envs=1, frames_per_batch=1, buffer_size=64, batch_size=16, n_step=3)
-    agent = SimpleNamespace(hparams=SimpleNamespace(gamma=0.9), collect_policy=None, spec=None)
-    data.connect(agent)
+    data.connect(AgentLink(policy=None, gamma=0.9))
     traj = trajectory(envs=1, steps=12, seed=1)
     for t in range(12):
         data.add(batch_of(*traj, t, t + 1))
