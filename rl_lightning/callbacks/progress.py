@@ -30,8 +30,8 @@ class FrameProgressBar(TQDMProgressBar):
     """Frames collected out of ``data.total_frames``, with frames/s, the latest training
     episode return and the latest evaluation return.
 
-    In a terminal it is a bar, redrawn at most 4 times a second. When standard output is
-    not a terminal (a cluster job, ``nohup``, CI, ``| tee log``) it writes one line every
+    In a terminal (or a notebook) it is a bar, redrawn at most 4 times a second. When standard
+    output is not a terminal (a cluster job, ``nohup``, CI, ``| tee log``) it writes one line every
     ``every_s`` seconds instead, plus one at the start and one at the end, e.g.
     ``[train] frames 20,480/100,000 (20%) | 4,010 frames/s | return 187.3 | eval 500.0 | 0:05 elapsed, 0:20 left``.
     A resumed run counts the frames of the whole run (e.g. 60,000/100,000).
@@ -58,9 +58,12 @@ class FrameProgressBar(TQDMProgressBar):
 
     @property
     def lines(self) -> bool:
-        """Whether progress is written as lines (``style``; ``auto``: stdout is not a terminal)."""
+        """Whether progress is written as lines (``style``; ``auto``: stdout is neither a terminal
+        nor a Jupyter notebook's output, which redraws a bar in place too)."""
         if self.style != "auto":
             return self.style == "lines"
+        if type(sys.stdout).__module__.startswith("ipykernel"):
+            return False
         isatty = getattr(sys.stdout, "isatty", None)
         try:
             return not (callable(isatty) and isatty())

@@ -14,9 +14,9 @@ from rl_lightning.errors import ConfigError
 from tests.test_cli import CONFIGS, PPO, TINY, run_cli
 
 SHOWN = TINY[:-2]  # without "--progress_bar.refresh_rate 0"
-SAC = [sys.executable, "-m", "rl_lightning", "fit", "--config", str(CONFIGS / "sac.yaml"), "--data.total_frames", "400",
-       "--data.batch_size", "32", "--evaluation.every_frames", "200", "--evaluation.episodes", "1",
-       "--checkpoint.every_frames", "200"]
+SAC = [sys.executable, "-m", "rl_lightning", "fit", "--config", str(CONFIGS / "sac.yaml"), "--data.total_frames", "300",
+       "--data.batch_size", "32", "--evaluation.every_frames", "300", "--evaluation.episodes", "1",
+       "--checkpoint.every_frames", "300"]
 
 
 def test_bar_counts_frames_and_shows_returns(in_tmp, capsys):
@@ -44,10 +44,10 @@ def test_a_log_gets_a_few_newline_terminated_lines(in_tmp):
     assert result.returncode == 0, result.stderr[-2000:]
     log = result.stdout + result.stderr
     assert "\r" not in log and log.endswith("\n")
-    assert len(log.encode()) / 400 < 3  # bytes per frame (a bar redrawn per batch wrote ~80)
+    assert len(log.encode()) / 300 < 3  # bytes per frame (a bar redrawn per batch wrote ~80)
     lines = [line for line in result.stdout.splitlines() if line.startswith("[train]")]
-    assert lines[0] == "[train] frames 0/400 (0%) | starting"
-    assert re.fullmatch(r"\[train\] frames 400/400 \(100%\) \| [\d,]+ frames/s \| return -?[\d.]+ \| "
+    assert lines[0] == "[train] frames 0/300 (0%) | starting"
+    assert re.fullmatch(r"\[train\] frames 300/300 \(100%\) \| [\d,]+ frames/s \| return -?[\d.]+ \| "
                         r"eval -?[\d.]+ \| \d+:\d\d elapsed, done", lines[-1]), lines[-1]
     assert len(lines) == 2  # the default interval, 30 s, is longer than this run
     assert result.stdout.index("Run folder: ") < result.stdout.index("[train]")  # where the run lives, first
@@ -123,3 +123,20 @@ def test_bad_options_are_named():
     with pytest.raises(ConfigError, match="progress_bar.style"):
         FrameProgressBar(style="fancy")
     assert progress._duration(3725) == "1:02:05" and progress._duration(65) == "1:05"
+
+
+def test_auto_style_is_a_bar_in_a_terminal_or_notebook_and_lines_elsewhere(monkeypatch):
+    import io
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    notebook = type("OutStream", (io.StringIO,), {"__module__": "ipykernel.iostream"})  # isatty() is False there
+    for stream, lines in ((io.StringIO(), True), (Terminal(), False), (notebook(), False)):
+        monkeypatch.setattr(sys, "stdout", stream)
+        bar = FrameProgressBar()
+        assert bar.lines is lines and bar.is_disabled is lines
+    monkeypatch.setattr(sys, "stdout", Terminal())
+    assert FrameProgressBar(style="lines").lines and not FrameProgressBar(style="bar", refresh_rate=1).is_disabled
+    assert FrameProgressBar(style="bar", refresh_rate=0).is_disabled
