@@ -152,10 +152,13 @@ def group_runs(runs: list[Run], by: str | list[str] | None = None) -> dict[str, 
     for run in runs:
         buckets.setdefault(f"{run.algorithm or '?'} {run.env_id or '?'}", []).append(run)
     for prefix in sorted(buckets):
-        members = buckets[prefix]
+        members = [r for r in buckets[prefix] if r.config]
         differ = hyperparameter_keys(members, ignore=("model.class_path", "data.init_args.env_id"))
         names = _names(differ)
         out.update(_split(members, [(names[k], k) for k in differ], prefix, lambda run, key: config_value(run.config, key)))
+        unknown = [r for r in buckets[prefix] if not r.config]
+        if unknown:  # no readable config.yaml: nothing tells their hyperparameters
+            out[f"{prefix}, config unknown"] = unknown
     return out
 
 
@@ -176,7 +179,8 @@ def _split(runs: list[Run], keys: list[tuple[str, str]], prefix: str,
 def pooled_keys(groups: dict[str, list[Run]], by: str | list[str] | None = None) -> list[str]:
     """Hyperparameters whose values differ within some group (pooled there, beside the seeds)."""
     covered = tuple(k for key in _by_keys(by) for k in _config_keys(key))
-    return sorted({k for members in groups.values() for k in hyperparameter_keys(members, ignore=covered)})
+    return sorted({k for members in groups.values()
+                   for k in hyperparameter_keys([r for r in members if r.config], ignore=covered)})
 
 
 def aggregate(label: str, runs: list[Run], metric: str) -> Curve | None:

@@ -149,3 +149,12 @@ def test_sweep_summary_plot_has_a_curve_per_combination_of_the_swept_parameters(
     labels, title = legend(figures[0])
     assert labels == [f"epochs={e}, learning_rate={lr} (2 seeds)" for e in (10, 20) for lr in ("0.0003", "0.001")]
     assert "pooled" not in title
+
+
+def test_a_run_without_config_is_not_pooled_with_others(in_tmp):
+    exp = in_tmp / "experiments"
+    for seed in (1, 2):
+        make_run(exp, "noconf", "CartPole-v1", seed, 0.001)
+    (make_run(exp, "noconf", "CartPole-v1", 3, 0.001) / "config.yaml").unlink()
+    assert {k: len(v) for k, v in group_runs(find_runs()).items()} == {
+        "PPO CartPole-v1": 2, "PPO CartPole-v1, config unknown": 1}
