@@ -4,10 +4,12 @@ Runs are grouped so that a group's runs differ only in their seeds: by algorithm
 environment, then by every hyperparameter that differs between the runs (the legend reads
 ``PPO CartPole-v1, learning_rate=0.001 (3 seeds)``). With ``--by KEY`` (repeatable) the groups
 are those keys' values, and the legend names any other hyperparameter pooled within a group.
-Seeds are counted as distinct seeds, not runs. The seeds of a group are aligned on a common frame grid: each run's metric is
-linearly interpolated over frames, on the range covered by *every* seed of the group (from
-the latest first value to the earliest last value), so that the mean never mixes different
-numbers of seeds. A group is drawn as its mean line, a mean ± std band and a lighter
+Seeds are counted as distinct seeds, not runs.
+
+The seeds of a group are aligned on a common frame grid: each run's metric is linearly
+interpolated over frames, on the range covered by *every* seed of the group (from the latest
+first value to the earliest last value), so that the mean never mixes different numbers of
+seeds. A group is drawn as its mean line, a mean ± std band and a lighter
 min-max band.
 """
 
@@ -264,7 +266,7 @@ def make_figure(runs: list[Run], metric: str = "eval/return_mean", by: str | lis
     if pooled:
         names = list(_names(pooled).values())
         shown = ", ".join(names[:4]) + (f" and {len(names) - 4} more" if len(names) > 4 else "")
-        legend_title += f"\npooled over differing {shown}"
+        legend_title += f"\npooled: runs differing in {shown}"
         _warn(f"some groups pool runs whose {', '.join(pooled)} differ; group by them with --by KEY "
               "(repeatable) or leave --by out to group by every differing hyperparameter.")
     ax.legend(handles, labels, loc="best", fontsize="small", title=legend_title, title_fontsize="small")

@@ -88,7 +88,7 @@ def test_grouping_by_a_key_names_what_it_pools(runs, capsys):
     assert labels[0] == "learning_rate=0.0001, seed=8 (1 seed)" and "pooled" not in title
     labels, title = legend(make_figure(find_runs(), by="seed"))
     assert labels[:3] == ["seed=1 (1 seed, 3 runs)", "seed=2 (1 seed, 3 runs)", "seed=3 (1 seed)"]
-    assert title == "mean; bands: ±std, min-max\npooled over differing env, learning_rate"
+    assert title == "mean; bands: ±std, min-max\npooled: runs differing in env, learning_rate"
     assert "pool runs whose data.init_args.env_id, model.init_args.learning_rate differ" in capsys.readouterr().err
 
 
