@@ -136,9 +136,18 @@ class FrameProgressBar(TQDMProgressBar):
     @override
     def on_train_end(self, trainer: L.Trainer, pl_module: Any) -> None:
         super().on_train_end(trainer, pl_module)
-        if self._writes_lines():
+        self._last_line(trainer, pl_module)
+
+    @override
+    def on_exception(self, trainer: L.Trainer, pl_module: Any, exception: BaseException) -> None:
+        """A run stopped by Ctrl-C/SIGTERM (or an error) still ends its log with a line."""
+        self._last_line(trainer, pl_module)
+
+    def _last_line(self, trainer: L.Trainer, pl_module: Any) -> None:
+        if self._writes_lines() and self._start is not None:
             frames, total = int(getattr(pl_module, "frames", 0)), _total(trainer)
             self._line(trainer, frames, end="done" if total is None or frames >= total else "stopped")
+        self._start = None  # one last line per run
 
     # --- lines ---------------------------------------------------------------------------
     def _writes_lines(self) -> bool:

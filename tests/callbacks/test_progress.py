@@ -140,3 +140,17 @@ def test_auto_style_is_a_bar_in_a_terminal_or_notebook_and_lines_elsewhere(monke
     monkeypatch.setattr(sys, "stdout", Terminal())
     assert FrameProgressBar(style="lines").lines and not FrameProgressBar(style="bar", refresh_rate=1).is_disabled
     assert FrameProgressBar(style="bar", refresh_rate=0).is_disabled
+
+
+def test_a_stopped_run_ends_its_log_with_one_line(capsys):
+    """Ctrl-C/SIGTERM: GracefulStop ends training with KeyboardInterrupt, maybe before this callback's end."""
+    bar, clock = FrameProgressBar(style="lines"), Clock()
+    bar.clock = clock
+    trainer, module = fake_run()
+    bar.on_train_start(trainer, module)
+    clock.now += 4
+    module.frames = 8000
+    bar.on_exception(trainer, module, KeyboardInterrupt())
+    bar.on_exception(trainer, module, KeyboardInterrupt())
+    assert capsys.readouterr().out.splitlines()[1:] == [
+        "[train] frames 8,000/100,000 (8%) | 2,000 frames/s | 0:04 elapsed, stopped"]
