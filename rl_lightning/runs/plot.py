@@ -1,24 +1,42 @@
 """``python -m rl_lightning plot``: learning curves of runs over environment frames.
 
-Runs are grouped (by algorithm and environment, or by the value of a config key with
-``--by``). The seeds of a group are aligned on a common frame grid: each run's metric is
-linearly interpolated over frames, on the range covered by *every* seed of the group (from
-the latest first value to the earliest last value), so that the mean never mixes different
-numbers of seeds. A group is drawn as its mean line, a mean ± std band and a lighter
+Runs are grouped so that a group's runs differ only in their seeds: by algorithm and
+environment, then by every hyperparameter that differs between the runs (the legend reads
+``PPO CartPole-v1, learning_rate=0.001 (3 seeds)``). With ``--by KEY`` (repeatable) the groups
+are those keys' values, and the legend names any other hyperparameter pooled within a group.
+Seeds are counted as distinct seeds, not runs.
+
+The seeds of a group are aligned on a common frame grid: each run's metric is linearly
+interpolated over frames, on the range covered by *every* seed of the group (from the latest
+first value to the earliest last value), so that the mean never mixes different numbers of
+seeds. A group is drawn as its mean line, a mean ± std band and a lighter
 min-max band.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
+from fnmatch import fnmatch
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from rl_lightning.errors import ConfigError
-from rl_lightning.runs.registry import MISSING, Run, find_runs, parse_filters
+from rl_lightning.runs.registry import (
+    ALIASES,
+    MISSING,
+    Run,
+    _norm,
+    config_value,
+    differing_keys,
+    find_runs,
+    parse_filters,
+)
 
 SUFFIXES = (".png", ".svg", ".pdf")
 MAX_POINTS = 500  # at most this many frames per curve (a union of logged frames, else evenly spaced)
@@ -36,24 +54,135 @@ class Curve:
     min: np.ndarray
     max: np.ndarray
 
+    @property
+    def seeds(self) -> int:
+        """Distinct seeds among the group's runs (:func:`seed_count`)."""
+        return seed_count(self.runs)
 
-def group_runs(runs: list[Run], by: str | None = None) -> dict[str, list[Run]]:
-    """Runs by group label: ``"<algorithm> <env_id>"``, or ``"<name>=<value>"`` with ``by`` a
-    dotted config key (``model.init_args.learning_rate`` gives ``learning_rate=0.001``) or a run
-    field (``seed``); groups ordered by value."""
-    if by is not None and runs and all(r.value(by) is MISSING for r in runs):
-        raise ConfigError(f"--by {by}: no run has this config key or field (e.g. model.init_args.learning_rate).")
-    groups: dict[tuple, list[Run]] = {}
+
+#: Config keys that seed a run: runs differing only in these are the seeds of one group.
+SEED_KEYS = ("seed_everything", "data.init_args.seed", "evaluation.seed")
+#: Config keys that do not change what a run learns or how it is measured (output, bookkeeping,
+#: the sweep's pruning hook), besides the folders and names of ``registry.RUN_SPECIFIC``.
+BOOKKEEPING = ("progress_bar.*", "checkpoint.*", "torch_threads", "log_every_frames", "weights_only",
+               "trainer.logger*", "trainer.enable_progress_bar", "trainer.enable_model_summary",
+               "trainer.callbacks*.init_args.storage", "trainer.callbacks*.init_args.study_name",
+               "trainer.callbacks*.init_args.trial_number", "trainer.callbacks*.init_args.step_offset",
+               "trainer.callbacks*.init_args.marker")
+#: Run fields ``--by`` accepts and the config keys they stand for.
+FIELD_KEYS = {"algorithm": ("model.class_path",), "env_id": ("data.init_args.env_id",), "seed": SEED_KEYS}
+#: Names of config keys in labels, where the last part of the key would not say enough.
+NAMES = {"model.class_path": "algorithm", "data.class_path": "data", "data.init_args.env_id": "env"}
+
+
+def seed_count(runs: list[Run]) -> int:
+    """Distinct seeds among ``runs`` (a run without a recorded seed counts as one of its own)."""
+    seeds = [(r.seed, r.value("data.init_args.seed")) for r in runs]
+    known = {(s, str(d)) for s, d in seeds if s is not None}
+    return len(known) + sum(s is None for s, _ in seeds)
+
+
+def hyperparameter_keys(runs: list[Run], ignore: tuple[str, ...] = ()) -> list[str]:
+    """Flattened config keys whose values differ between ``runs``, other than seeds, folders,
+    names and output settings (:data:`SEED_KEYS`, :data:`BOOKKEEPING`), and ``ignore``
+    (dotted keys, with the keys below them)."""
+    skip = (*SEED_KEYS, *BOOKKEEPING)
+    return [k for k in differing_keys(runs) if not any(fnmatch(k, p) for p in skip)
+            and not any(k == i or k.startswith(i + ".") for i in ignore)]
+
+
+def _by_keys(by: str | list[str] | tuple[str, ...] | None) -> list[str]:
+    """``--by`` as a list of keys (repeated, or comma-separated)."""
+    if by is None:
+        return []
+    items = [by] if isinstance(by, str) else list(by)
+    return [k.strip() for item in items for k in item.split(",") if k.strip()]
+
+
+def _config_keys(key: str) -> tuple[str, ...]:
+    """The flattened config keys a ``--by`` key covers (``model.lr`` is ``model.init_args.lr``)."""
+    field = ALIASES.get(key, key)
+    if field in FIELD_KEYS:
+        return FIELD_KEYS[field]
+    parts = key.split(".")
+    return (key, ".".join([parts[0], "init_args", *parts[1:]])) if len(parts) > 1 and parts[1] != "init_args" else (key,)
+
+
+def _names(keys: list[str]) -> dict[str, str]:
+    """Short names of config keys for labels: the last part, longer where two would clash."""
+    short = {k: NAMES.get(k) or k.replace(".init_args.", ".").rsplit(".", 1)[-1] for k in keys}
+    clashes = {n for n in short.values() if list(short.values()).count(n) > 1}
+    return {k: k.replace(".init_args.", ".") if short[k] in clashes else short[k] for k in keys}
+
+
+def _text(value: Any, key: str = "") -> str:
+    if value is MISSING:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:g}"
+    if key.endswith("class_path") and isinstance(value, str):
+        return value.rsplit(".", 1)[-1]
+    if isinstance(value, (list, dict)):
+        return json.dumps(value, default=str).replace('"', "")
+    return str(value)
+
+
+def _order(value: Any) -> tuple:
+    numeric = isinstance(value, (int, float)) and not isinstance(value, bool)
+    return (0, float(value), "") if numeric else (1, 0.0, _text(value))
+
+
+def group_runs(runs: list[Run], by: str | list[str] | None = None) -> dict[str, list[Run]]:
+    """Runs by group label; the runs of a group differ only in their seeds (and settings that do
+    not change learning, :data:`BOOKKEEPING`).
+
+    By default runs are grouped by algorithm and environment and then by every hyperparameter
+    that differs between them (:func:`hyperparameter_keys`): ``"PPO CartPole-v1,
+    learning_rate=0.001"``. With ``by`` (a dotted config key such as
+    ``model.init_args.learning_rate``, a run field such as ``seed``, or a list of them) the
+    groups are those keys' values, ``"learning_rate=0.001"``, and whatever else differs within a
+    group is pooled (:func:`pooled_keys` names it). Groups are ordered by value."""
+    keys = _by_keys(by)
+    for key in keys:
+        if runs and all(r.value(key) is MISSING for r in runs):
+            raise ConfigError(f"--by {key}: no run has this config key or field (e.g. model.init_args.learning_rate).")
+    if keys:
+        names = _names(keys)
+        return _split(runs, [(names[k], k) for k in keys], "", lambda run, key: run.value(key))
+    out: dict[str, list[Run]] = {}
+    buckets: dict[str, list[Run]] = {}
     for run in runs:
-        if by is None:
-            key: tuple = (0, f"{run.algorithm or '?'} {run.env_id or '?'}")
-        else:
-            value = run.value(by)
-            text = "-" if value is MISSING else f"{value:g}" if isinstance(value, float) else str(value)
-            numeric = isinstance(value, (int, float)) and not isinstance(value, bool)
-            key = (0, float(value), text) if numeric else (1, text)
-        groups.setdefault(key, []).append(run)
-    return {(k[-1] if by is None else f"{by.rsplit('.', 1)[-1]}={k[-1]}"): groups[k] for k in sorted(groups)}
+        buckets.setdefault(f"{run.algorithm or '?'} {run.env_id or '?'}", []).append(run)
+    for prefix in sorted(buckets):
+        members = [r for r in buckets[prefix] if r.config]
+        differ = hyperparameter_keys(members, ignore=("model.class_path", "data.init_args.env_id"))
+        names = _names(differ)
+        out.update(_split(members, [(names[k], k) for k in differ], prefix, lambda run, key: config_value(run.config, key)))
+        unknown = [r for r in buckets[prefix] if not r.config]
+        if unknown:  # no readable config.yaml: nothing tells their hyperparameters
+            out[f"{prefix}, config unknown"] = unknown
+    return out
+
+
+def _split(runs: list[Run], keys: list[tuple[str, str]], prefix: str,
+           read: Callable[[Run, str], Any]) -> dict[str, list[Run]]:
+    """``runs`` grouped by the values ``read`` gives of ``keys`` (name, key), labelled
+    ``"<prefix>, name=value, ..."``, in order of the values."""
+    groups: dict[tuple, tuple[str, list[Run]]] = {}
+    for run in runs:
+        values = [read(run, key) for _, key in keys]
+        order = tuple((_order(v), _norm(v)) for v in values)
+        text = ", ".join(f"{name}={_text(v, key)}" for (name, key), v in zip(keys, values))
+        label = ", ".join(part for part in (prefix, text) if part)
+        groups.setdefault(order, (label, []))[1].append(run)
+    return {label: members for _, (label, members) in sorted(groups.items(), key=lambda item: item[0])}
+
+
+def pooled_keys(groups: dict[str, list[Run]], by: str | list[str] | None = None) -> list[str]:
+    """Hyperparameters whose values differ within some group (pooled there, beside the seeds)."""
+    covered = tuple(k for key in _by_keys(by) for k in _config_keys(key))
+    return sorted({k for members in groups.values()
+                   for k in hyperparameter_keys([r for r in members if r.config], ignore=covered)})
 
 
 def aggregate(label: str, runs: list[Run], metric: str) -> Curve | None:
@@ -81,7 +210,7 @@ def aggregate(label: str, runs: list[Run], metric: str) -> Curve | None:
     return Curve(label, [r for r, _ in series], grid, values.mean(0), values.std(0), values.min(0), values.max(0))
 
 
-def curves(runs: list[Run], metric: str = "eval/return_mean", by: str | None = None) -> list[Curve]:
+def curves(runs: list[Run], metric: str = "eval/return_mean", by: str | list[str] | None = None) -> list[Curve]:
     """One :class:`Curve` per group of runs (see :func:`group_runs`).
 
     Raises:
@@ -100,7 +229,8 @@ def curves(runs: list[Run], metric: str = "eval/return_mean", by: str | None = N
     return out
 
 
-def make_figure(runs: list[Run], metric: str = "eval/return_mean", by: str | None = None, title: str | None = None):
+def make_figure(runs: list[Run], metric: str = "eval/return_mean", by: str | list[str] | None = None,
+                title: str | None = None):
     """A matplotlib ``Figure`` (800x500 pixels at 100 dpi, Agg canvas, no display) with one
     mean line, one std band and one min-max band per group, and a legend of groups and seeds."""
     from matplotlib import colormaps
@@ -122,26 +252,36 @@ def make_figure(runs: list[Run], metric: str = "eval/return_mean", by: str | Non
         (line,) = ax.plot(curve.frames, curve.mean, color=color, linewidth=2,
                           marker="o" if len(curve.frames) == 1 else None)
         handles.append((band, line))
-        labels.append(f"{curve.label} ({len(curve.runs)} seed{'s' * (len(curve.runs) != 1)})")
+        seeds = curve.seeds
+        runs_note = f", {len(curve.runs)} runs" if seeds != len(curve.runs) else ""
+        labels.append(f"{curve.label} ({seeds} seed{'s' * (seeds != 1)}{runs_note})")
     experiments = sorted({r.experiment for c in data for r in c.runs})
     ax.set_title(title or (f"{experiments[0]}: {metric}" if len(experiments) == 1 else metric))
     ax.set_xlabel("frames")
     ax.set_ylabel(metric)
     ax.xaxis.set_major_formatter(EngFormatter())
     ax.grid(alpha=0.3)
-    ax.legend(handles, labels, loc="best", fontsize="small", title="mean; bands: ±std, min-max",
-              title_fontsize="small")
+    legend_title = "mean; bands: ±std, min-max"
+    pooled = pooled_keys({c.label: c.runs for c in data}, by)
+    if pooled:
+        names = list(_names(pooled).values())
+        shown = ", ".join(names[:4]) + (f" and {len(names) - 4} more" if len(names) > 4 else "")
+        legend_title += f"\npooled: runs differing in {shown}"
+        _warn(f"some groups pool runs whose {', '.join(pooled)} differ; group by them with --by KEY "
+              "(repeatable) or leave --by out to group by every differing hyperparameter.")
+    ax.legend(handles, labels, loc="best", fontsize="small", title=legend_title, title_fontsize="small")
     return fig
 
 
-def plot_curves(runs: list[Run], metric: str = "eval/return_mean", by: str | None = None,
+def plot_curves(runs: list[Run], metric: str = "eval/return_mean", by: str | list[str] | None = None,
                 output: str | Path = "curves.png", title: str | None = None) -> Path:
     """Draw the learning curves of ``runs`` (see :func:`make_figure`) and save them.
 
     Args:
         runs: runs from :func:`rl_lightning.runs.registry.find_runs`.
         metric: a column of ``metrics.csv``.
-        by: group by this dotted config key instead of algorithm + environment.
+        by: group by these dotted config keys or run fields (one, a list, or comma-separated)
+            instead of algorithm, environment and every differing hyperparameter.
         output: the image file; its suffix (``.png``, ``.svg`` or ``.pdf``) picks the format.
         title: the plot's title (default: the experiment and metric).
 
@@ -166,8 +306,10 @@ def main(argv: list[str]) -> None:
     parser.add_argument("paths", nargs="*", metavar="PATH",
                         help="experiments folders, experiment folders or run folders (default: experiments)")
     parser.add_argument("--metric", default="eval/return_mean", help="column of metrics.csv (default: %(default)s)")
-    parser.add_argument("--by", metavar="KEY", help="group by this config key (e.g. model.init_args.learning_rate) "
-                                                    "or run field instead of algorithm + environment")
+    parser.add_argument("--by", action="append", metavar="KEY",
+                        help="group by this config key (e.g. model.init_args.learning_rate) or run field instead of "
+                             "algorithm, environment and every hyperparameter that differs; repeatable or "
+                             "comma-separated; what else differs within a group is named in the legend")
     parser.add_argument("--filter", action="append", metavar="KEY=VALUE",
                         help="only runs where KEY (a run field or dotted config key) equals VALUE; repeatable")
     parser.add_argument("--title", help="plot title (default: experiment and metric)")

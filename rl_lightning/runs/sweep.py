@@ -368,7 +368,8 @@ class Sweep:
         return text
 
     def plot(self) -> Path | None:
-        """``summary.png``: learning curves of the sweep's runs, when the plotting helpers exist."""
+        """``summary.png``: learning curves of the sweep's runs, one per combination of the swept
+        parameters (mean over its seeds), when the plotting helpers exist."""
         try:
             from rl_lightning.runs.plot import plot_curves
             from rl_lightning.runs.registry import find_runs
@@ -378,7 +379,8 @@ class Sweep:
             runs = find_runs([str(self.root / self.name)])
             if not runs:
                 return None
-            return plot_curves(runs, metric="eval/return_mean", by=self.spec.params[0].key,
+            # grouped by every swept parameter: one curve per trial's values, over its seeds
+            return plot_curves(runs, metric="eval/return_mean", by=[p.key for p in self.spec.params],
                                output=str(self.folder / "summary.png"), title=f"Sweep {self.name}")
         except Exception as err:  # a plot is a bonus: never fail the sweep for it
             print(f"(no summary.png: {type(err).__name__}: {err})")

@@ -49,15 +49,23 @@ def config(experiment, env_id, seed, learning_rate, run_dir, total_frames=2048):
 
 
 def make_run(experiments, experiment, env_id, seed, learning_rate, *, frames=2048, status="finished",
-             started_days_ago=30.0, metadata=True, evaluate=True, eval_every=512, heavy_bytes=1000, suffix=""):
+             started_days_ago=30.0, metadata=True, evaluate=True, eval_every=512, heavy_bytes=1000, suffix="",
+             changes=None):
     """Write one run folder (with 1000-byte checkpoints/last.ckpt, checkpoints/best.ckpt,
-    videos/frames-1024.mp4 and tensorboard/events) and return its path."""
+    videos/frames-1024.mp4 and tensorboard/events) and return its path; ``changes`` sets dotted
+    keys of its config (``{"model.init_args.epochs": 10}``)."""
     started = time.time() - started_days_ago * DAY
     run_id = time.strftime("%Y%m%d-%H%M%S", time.localtime(started)) + f"-s{seed}{suffix}"
     run = Path(experiments) / experiment / run_id
     run.mkdir(parents=True)
-    (run / "config.yaml").write_text(yaml.safe_dump(config(experiment, env_id, seed, learning_rate, run),
-                                                    sort_keys=False))
+    resolved = config(experiment, env_id, seed, learning_rate, run)
+    for key, value in (changes or {}).items():
+        *parents, last = key.split(".")
+        node = resolved
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[last] = value
+    (run / "config.yaml").write_text(yaml.safe_dump(resolved, sort_keys=False))
     evals = []
     with open(run / "metrics.csv", "w", newline="") as file:
         writer = csv.DictWriter(file, fieldnames=COLUMNS)
