@@ -53,6 +53,7 @@ from rl_lightning.runs.loggers import (
 )
 from rl_lightning.secrets import SECRET_KEYS, scrub_secrets, scrubbed_argv  # noqa: F401  (SECRET_KEYS: public name)
 from rl_lightning.training import (
+    RUN_DIR_ENV,
     TORCH_THREADS,
     TRAINER_DEFAULTS,
     check_gradient_clipping,
@@ -62,9 +63,6 @@ from rl_lightning.training import (
     run_callbacks,
     write_run_config,
 )
-
-#: Environment variable through which DDP workers find the run folder rank 0 created.
-RUN_DIR_ENV = "RL_LIGHTNING_RUN_DIR"
 
 
 class RunConfigSaver(SaveConfigCallback):

@@ -43,6 +43,8 @@ from rl_lightning.runs.lock import RunLock
 TRAINER_DEFAULTS: dict[str, Any] = {"max_epochs": -1, "num_sanity_val_steps": 0, "enable_model_summary": False}
 #: torch intra-op threads of a run: small RL networks run fastest on one.
 TORCH_THREADS = 1
+#: Environment variable through which DDP workers find the run folder rank 0 created.
+RUN_DIR_ENV = "RL_LIGHTNING_RUN_DIR"
 
 
 def experiment_name(algorithm: str, env_id: str | None) -> str:
@@ -298,6 +300,8 @@ def make_trainer(
         options.setdefault("enable_checkpointing", False)  # no Lightning default checkpoint either
     ours = [c for c in (evaluation, checkpoint, progress_bar) if c is not None]
 
+    if run_dir is None and int(os.environ.get("LOCAL_RANK", "0")) > 0 and os.environ.get(RUN_DIR_ENV):
+        run_dir = os.environ[RUN_DIR_ENV]  # a DDP worker its launcher started: rank 0's run folder
     if run_dir is None:
         experiment = experiment or experiment_name(type(model).__name__, env_id)
         run_dir = new_run_dir(Path(experiments_dir) / experiment, seed)
@@ -308,6 +312,7 @@ def make_trainer(
     for callback in (checkpoint, *given):
         if isinstance(callback, FrameCheckpoint) and callback.dirpath is None:
             callback.dirpath = os.path.realpath(run_dir / "checkpoints")  # the run's, as on the command line
+    os.environ[RUN_DIR_ENV] = str(run_dir)  # inherited by DDP workers this process launches
     torch.set_num_threads(torch_threads)
     quiet()
 

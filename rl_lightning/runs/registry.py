@@ -508,8 +508,8 @@ def main(argv: list[str]) -> None:
 def add_statistics_arguments(parser: argparse.ArgumentParser, by_help: str = "") -> None:
     """The options of the statistics over seeds (``runs compare``, ``plot``)."""
     parser.add_argument("--score", default="final_eval_return", metavar="KEY",
-                        help="a run's score for the statistics: final_eval_return, best_eval_return or a metrics.csv "
-                             "column (its last value) (default: %(default)s)")
+                        help="a run's score for the statistics (runs compare, plot --profile): final_eval_return, "
+                             "best_eval_return or a metrics.csv column (its last value) (default: %(default)s)")
     parser.add_argument("--by", metavar="KEY", help=by_help or "compare methods by this config key (e.g. "
                         "model.init_args.learning_rate) or run field instead of by algorithm")
     parser.add_argument("--reps", type=int, default=2000, metavar="N",
