@@ -15,12 +15,9 @@ commands (``play``, ``runs``, ``plot``, ``sweep``, ``reproduce``) are listed in
 from __future__ import annotations
 
 import errno
-import logging
 import os
 import shutil
 import sys
-import time
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -40,8 +37,6 @@ from rl_lightning.callbacks import (
     Evaluation,
     FrameCheckpoint,
     FrameProgressBar,
-    GracefulStop,
-    NanGuard,
 )
 from rl_lightning.callbacks.nan_guard import NonFiniteError
 from rl_lightning.callbacks.run_metadata import RunMetadata
@@ -71,9 +66,16 @@ from rl_lightning.runs.loggers import (
     check_logger_packages,
 )
 from rl_lightning.secrets import SECRET_KEYS, scrub_secrets, scrubbed_argv  # noqa: F401  (SECRET_KEYS: public name)
-
-#: Environment variable through which DDP workers find the run folder rank 0 created.
-RUN_DIR_ENV = "RL_LIGHTNING_RUN_DIR"
+from rl_lightning.training import (
+    RUN_DIR_ENV,
+    TORCH_THREADS,
+    TRAINER_DEFAULTS,
+    check_gradient_clipping,
+    final_report,
+    quiet,
+    run_callbacks,
+    write_run_config,
+)
 
 
 class RunConfigSaver(SaveConfigCallback):
@@ -93,13 +95,7 @@ class RunConfigSaver(SaveConfigCallback):
         if self.already_saved:
             return
         if trainer.is_global_zero:
-            run_dir = Path(trainer.default_root_dir)
-            path = run_dir / "config.yaml"
-            if path.exists():
-                path = run_dir / f"config.resume-{time.strftime('%Y%m%d-%H%M%S')}.yaml"
-            run_dir.mkdir(parents=True, exist_ok=True)
-            text = self.parser.dump(self.config, skip_unset=False)
-            path.write_text(yaml.safe_dump(scrub_secrets(yaml.safe_load(text)), sort_keys=False))
+            write_run_config(trainer.default_root_dir, yaml.safe_load(self.parser.dump(self.config, skip_unset=False)))
         self.already_saved = True
 
 
@@ -133,7 +129,7 @@ class RLCLI(LightningCLI):
             subclass_mode_model=True,
             subclass_mode_data=True,
             save_config_callback=RunConfigSaver,
-            trainer_defaults={"max_epochs": -1, "num_sanity_val_steps": 0, "enable_model_summary": False},
+            trainer_defaults=dict(TRAINER_DEFAULTS),
             auto_configure_optimizers=False,
             args=args,
             run=run,
@@ -158,7 +154,7 @@ class RLCLI(LightningCLI):
         parser.add_argument(
             "--torch_threads",
             type=int,
-            default=1,
+            default=TORCH_THREADS,
             help="torch intra-op threads; small RL networks run fastest on 1.",
         )
         parser.add_argument(
@@ -355,12 +351,12 @@ class RLCLI(LightningCLI):
             kwargs["logger"] = [RunCSVLogger(self.run_dir), *extra]
         if self.run_dir is not None:
             cfg = self.config[self.subcommand]
-            metadata = RunMetadata(self.run_dir, cfg.experiment or _default_experiment(cfg), _seed(cfg))
-            self._run_metadata = metadata
+            safety = run_callbacks(self.run_dir, cfg.experiment or _default_experiment(cfg), _seed(cfg))
+            self._run_metadata = next(c for c in safety if isinstance(c, RunMetadata))
             configured_callbacks = trainer_cfg.get("callbacks") or []
             if not isinstance(configured_callbacks, list):
                 configured_callbacks = [configured_callbacks]
-            kwargs["callbacks"] = [*configured_callbacks, NanGuard(), GracefulStop(), metadata]
+            kwargs["callbacks"] = [*configured_callbacks, *safety]
         return super().instantiate_trainer(**kwargs)
 
     def _instantiate_trainer(self, config: dict[str, Any], callbacks: list) -> Trainer:
@@ -394,15 +390,7 @@ class RLCLI(LightningCLI):
         for logger in self.trainer.loggers:
             if type(logger).__name__ == "WandbLogger":
                 logger.experiment.finish()
-        evaluation = next((c for c in self.trainer.callbacks if isinstance(c, Evaluation)), None)
-        if evaluation is not None and evaluation.last:
-            last = evaluation.last
-            print(
-                f"Final evaluation: return {last['eval/return_mean']:.1f} +/- {last['eval/return_std']:.1f} "
-                f"over {evaluation.episodes} episodes (best {evaluation.best:.1f})"
-            )
-        if self.run_dir is not None:
-            print(f"Run folder: {self.run_dir}")
+        final_report(self.trainer, self.run_dir)
 
 
 #: the frame budget of ``--debug`` (at least two batches; never more than the config's)
@@ -551,18 +539,10 @@ def _check_gradient_clipping(cfg: Namespace) -> None:
     if not cfg.trainer.get("gradient_clip_val"):
         return
     import importlib
-    import inspect
-
-    from rl_lightning.algorithms.offpolicy import OffPolicyModule
 
     module_name, _, class_name = str(cfg.model.class_path).rpartition(".")
-    model_class = getattr(importlib.import_module(module_name), class_name, None)
-    if isinstance(model_class, type) and issubclass(model_class, OffPolicyModule):
-        hint = " use --model.init_args.max_grad_norm" if "max_grad_norm" in inspect.signature(model_class).parameters else ""
-        raise ConfigError(
-            f"trainer.gradient_clip_val: {model_class.__name__} updates with manual optimization, "
-            f"where Lightning's gradient clipping does not apply;{hint or ' remove it'}."
-        )
+    check_gradient_clipping(getattr(importlib.import_module(module_name), class_name, None),
+                            cfg.trainer.gradient_clip_val)
 
 
 def _default_experiment(cfg: Namespace) -> str:
@@ -575,31 +555,10 @@ def _seed(cfg: Namespace) -> int | None:
     return seed if isinstance(seed, int) and not isinstance(seed, bool) else None
 
 
-def _quiet() -> None:
-    """Silence known noise from the stack (see the project's STACK notes)."""
-    os.environ.setdefault("RL_LOGGING_LEVEL", "WARNING")
-    if not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY"):
-        os.environ.setdefault("SDL_VIDEODRIVER", "dummy")  # headless rendering, no SDL warnings
-    logging.getLogger("torchrl").setLevel(logging.WARNING)
-    warnings.filterwarnings("ignore", message=".*InitTracker.*")
-    logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(
-        lambda record: "litlogger" not in record.getMessage()
-    )
-    warnings.filterwarnings("ignore", message=".*dataloader_iter.*")
-    warnings.filterwarnings("ignore", message=".*turned on `Trainer.detect_anomaly=True.`.*")  # --debug says so
-    warnings.filterwarnings("ignore", message=".*LeafSpec.*")
-    warnings.filterwarnings("ignore", message=".*Total length of `list` across ranks is zero.*")  # no val loop in fit
-    # resuming writes into the run's existing folder on purpose (RunCSVLogger keeps metrics.csv)
-    warnings.filterwarnings("ignore", message=".*Previous log files in this directory will be deleted.*")
-    warnings.filterwarnings("ignore", message=".*Checkpoint directory .* exists and is not empty.*")
-    warnings.filterwarnings("ignore", message=".*does not have many workers.*")
-    warnings.filterwarnings("ignore", message=".*IterableDataset.*__len__.*")
-
-
 def main(args: Any = None) -> None:
     """Entry point of ``python -m rl_lightning``: Lightning's ``fit``/``validate``/``test``,
     plus the commands in :data:`COMMANDS` (``play``, ``runs``, ``plot``, ``sweep``, ``reproduce``)."""
-    _quiet()
+    quiet()
     argv = list(sys.argv[1:] if args is None else args)
     if argv[:1] in ([], ["-h"], ["--help"]):
         print(help_text())

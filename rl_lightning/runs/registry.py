@@ -307,6 +307,48 @@ def cmd_compare(args: argparse.Namespace) -> None:
     for metric in ("train/episode_return", "time/fps"):
         results.append([f"{metric} (last)", *(r.last(metric) for r in runs)])
     print(_text_table(["", *labels], results))
+    print()
+    print_statistics(runs, args.score, args.by, args.reps, args.seed, args.score_range)
+
+
+def print_statistics(runs: list[Run], score: str = "final_eval_return", by: str | None = None, reps: int = 2000,
+                     seed: int = 0, score_range: list[str] | None = None) -> None:
+    """Print, per method (algorithm, or ``by``'s value) and environment, the mean, std, IQM and
+    95% stratified bootstrap intervals of the runs' scores; with several environments, also the
+    IQM and mean across them of scores normalized per environment."""
+    from rl_lightning.runs import stats
+
+    if reps < 1:
+        raise ConfigError(f"--reps must be >= 1, got {reps}.")
+    ranges = stats.parse_ranges(score_range)
+    scores = stats.scores_by_method(runs, score, by)
+    def num(value: float) -> str:
+        return f"{value:.4g}"
+
+    def ci(low: float, high: float) -> str:
+        return f"[{num(low)}, {num(high)}]"
+
+    rows = []
+    for method, tasks in scores.items():
+        for task, values in tasks.items():
+            s = stats.summarize([values], reps, seed)
+            rows.append([method, task, int(s["n"]), num(s["mean"]), num(s["std"]), num(s["iqm"]),
+                         ci(s["iqm_low"], s["iqm_high"]), ci(s["mean_low"], s["mean_high"])])
+    print(f"Over seeds ({score}; 95% stratified bootstrap intervals, percentile, {reps} resamples, seed {seed}):")
+    print(_text_table(["method", "env", "runs", "mean", "std", "IQM", "IQM 95% CI", "mean 95% CI"], rows))
+    all_tasks = sorted({t for tasks in scores.values() for t in tasks})
+    if len(all_tasks) < 2:
+        return
+    normalized, used = stats.normalized_by_method(scores, ranges)
+    how = ", ".join(f"{t} {_cell(lo)}..{_cell(hi)} ({'given' if t in ranges else 'range over runs'})"
+                    for t, (lo, hi) in used.items())
+    rows = []
+    for method, tasks in normalized.items():
+        s = stats.summarize(list(tasks.values()), reps, seed)
+        rows.append([method, len(tasks), int(s["n"]), num(s["iqm"]), ci(s["iqm_low"], s["iqm_high"]), num(s["mean"]),
+                     ci(s["mean_low"], s["mean_high"])])
+    print(f"\nAcross environments (scores normalized per environment, (score - min) / (max - min): {how}):")
+    print(_text_table(["method", "envs", "runs", "IQM", "IQM 95% CI", "mean", "mean 95% CI"], rows))
 
 
 def export_table(runs: list[Run]) -> tuple[list[str], list[list[Any]]]:
@@ -445,6 +487,7 @@ def main(argv: list[str]) -> None:
                        help="low to high (default: high to low for returns, frames and metrics)")
     compare = command("compare", cmd_compare, paths=False)
     compare.add_argument("runs", nargs="+", metavar="RUN", help="run folders (or experiment folders: all their runs)")
+    add_statistics_arguments(compare)
     export = command("export", cmd_export)
     export.add_argument("--format", choices=("csv", "markdown", "latex"), default="csv", help="table format")
     export.add_argument("-o", "--output", metavar="FILE", help="write to FILE instead of stdout")
@@ -460,6 +503,22 @@ def main(argv: list[str]) -> None:
                        help="delete whole run folders, not only checkpoints/, videos/, tensorboard/, wandb/")
     args = parser.parse_args(argv)
     args.func(args)
+
+
+def add_statistics_arguments(parser: argparse.ArgumentParser, by_help: str = "", repeatable: bool = False) -> None:
+    """The options of the statistics over seeds (``runs compare``, ``plot``); ``repeatable``:
+    ``--by`` may be given several times (a list)."""
+    parser.add_argument("--score", default="final_eval_return", metavar="KEY",
+                        help="a run's score for the statistics (runs compare, plot --profile): final_eval_return, "
+                             "best_eval_return or a metrics.csv column (its last value) (default: %(default)s)")
+    parser.add_argument("--by", metavar="KEY", action="append" if repeatable else "store", help=by_help or "compare methods by this config key (e.g. "
+                        "model.init_args.learning_rate) or run field instead of by algorithm")
+    parser.add_argument("--reps", type=int, default=2000, metavar="N",
+                        help="bootstrap resamples of the confidence intervals (default: %(default)s)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the bootstrap (default: %(default)s)")
+    parser.add_argument("--score-range", action="append", metavar="ENV=MIN:MAX",
+                        help="normalize the scores of environment ENV by this min and max (e.g. CartPole-v1=0:500); "
+                             "environments without one use the lowest and highest score of their runs; repeatable")
 
 
 # --- helpers ---------------------------------------------------------------------------------
