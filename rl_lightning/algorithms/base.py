@@ -34,8 +34,9 @@ class RLModule(ScrubbedHyperparameters, L.LightningModule):
     The data module owns the environments; the algorithm owns networks, losses and
     optimizers. In :meth:`setup` the algorithm reads the environment's :class:`EnvSpec`
     from the data module, builds its networks (:meth:`build`) and hands its acting policy
-    to the data module (``datamodule.connect(self.link())``, see :mod:`rl_lightning.data.link`). Checkpoints carry the spec, so a
-    module restored from one rebuilds the same networks.
+    to the data module (``datamodule.connect(self.link())``; the interface both ways is
+    :mod:`rl_lightning.data.link`). Checkpoints carry the spec, so a module restored from one
+    rebuilds the same networks.
 
     Subclasses implement :meth:`build`, :meth:`act` and ``training_step``. The plain Lightning
     form, ``training_step(self, batch, batch_idx)`` returning the loss, is one update per
