@@ -72,3 +72,14 @@ def latest_run(experiment_dir: str | Path) -> Path:
             "start a run without --ckpt_path, or pass --experiment / a checkpoint path."
         )
     return max(runs, key=lambda p: (p / LAST).stat().st_mtime)
+
+
+#: the line every fit prints at its start and end: ``Run folder: <path>``
+RUN_FOLDER_LINE = re.compile(r"^Run folder: (.+)$", re.MULTILINE)
+
+
+def run_folder_in(output: str) -> str | None:
+    """The run folder a ``fit`` child named in its output (the last ``Run folder:`` line), or
+    ``None`` when it printed none (it failed before making one)."""
+    found = RUN_FOLDER_LINE.findall(output)
+    return found[-1].strip() if found else None

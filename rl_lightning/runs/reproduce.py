@@ -12,6 +12,7 @@ from pathlib import Path
 import yaml
 
 from rl_lightning.errors import ConfigError
+from rl_lightning.runs.folders import run_folder_in
 
 #: Columns that legitimately differ between identical runs (wall-clock timings).
 IGNORED_PREFIXES = ("time/",)
@@ -109,7 +110,9 @@ def main(argv: list[str]) -> None:
     if result.returncode:
         sys.stderr.write(result.stderr[-3000:])
         raise SystemExit(f"error: the re-run failed with exit code {result.returncode}")
-    folder = next(line.split("Run folder: ", 1)[1] for line in result.stdout.splitlines() if line.startswith("Run folder: "))
+    folder = run_folder_in(result.stdout)
+    if folder is None:
+        raise SystemExit("error: the re-run printed no run folder")
     compared, mismatches = compare(metrics_path, Path(folder) / "metrics.csv", frames)
     print(f"Reproduction: {folder}")
     if compared == 0:

@@ -32,6 +32,8 @@ from pathlib import Path
 from typing import Any
 
 from rl_lightning.errors import ConfigError
+from rl_lightning.runs.folders import run_folder_in
+from rl_lightning.runs.metadata import read_metadata
 from rl_lightning.runs.sweep_space import (
     SweepSpec,
     check_params,
@@ -41,11 +43,9 @@ from rl_lightning.runs.sweep_space import (
     open_storage,
     params_key,
     parser_error,
-    read_metadata,
     read_metric,
 )
 
-RUN_FOLDER = re.compile(r"^Run folder: (.+)$", re.MULTILINE)
 PRUNING = "rl_lightning.callbacks.pruning.OptunaPruning"
 
 
@@ -171,8 +171,7 @@ class Sweep:
         with self._lock:
             self._procs.discard(proc)
         text = log.read_text(errors="replace")
-        found = RUN_FOLDER.findall(text)
-        run = found[-1].strip() if found else previous.get("run") if resume else None
+        run = run_folder_in(text) or (previous.get("run") if resume else None)
         status = read_metadata(run).get("status") if run else None
         rec.update(returncode=returncode, run=run, ended=time.time(), value=None)
         if marker is not None and marker.is_file():

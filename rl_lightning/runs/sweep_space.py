@@ -36,6 +36,7 @@ from typing import Any
 import yaml
 
 from rl_lightning.errors import ConfigError
+from rl_lightning.runs.metadata import read_metadata
 
 TOP_KEYS = ("base", "overrides", "seeds", "metric", "direction", "search")
 SEARCH_KEYS = {
@@ -279,14 +280,6 @@ def cli_value(value: Any) -> str:
     if isinstance(value, (int, float, str)):
         return str(value) if not isinstance(value, float) else repr(value)
     return json.dumps(value)
-
-
-def read_metadata(run: str | Path) -> dict[str, Any]:
-    """A run's ``metadata.json`` (empty if missing; read here so the sweep never imports torch)."""
-    try:
-        return json.loads((Path(run) / "metadata.json").read_text())
-    except (OSError, ValueError):
-        return {}
 
 
 def read_metric(run: str | Path, metric: str) -> float | None:
