@@ -7,7 +7,7 @@ import difflib
 #: name -> module whose ``main(argv)`` runs it (``fit``, ``validate`` and ``test`` are LightningCLI's)
 COMMANDS = {
     "play": "rl_lightning.runs.play",
-    "runs": "rl_lightning.runs.registry",
+    "runs": "rl_lightning.runs.runs_command",
     "plot": "rl_lightning.runs.plot",
     "sweep": "rl_lightning.runs.sweep",
     "reproduce": "rl_lightning.runs.reproduce",

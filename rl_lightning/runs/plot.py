@@ -39,12 +39,12 @@ from rl_lightning.runs.registry import (
     MISSING,
     Run,
     _norm,
-    add_statistics_arguments,
     config_value,
     differing_keys,
     find_runs,
     parse_filters,
 )
+from rl_lightning.runs.runs_command import add_statistics_arguments
 
 SUFFIXES = (".png", ".svg", ".pdf")
 MAX_POINTS = 500  # at most this many frames per curve (a union of logged frames, else evenly spaced)

@@ -185,7 +185,7 @@ class SeedGroup(Sweep):
 
     def summary(self) -> str:
         """The table over seeds (also written to ``summary.md``)."""
-        from rl_lightning.runs.registry import _text_table
+        from rl_lightning.runs.runs_command import _text_table
 
         results = self.results()
         rows = [[r["seed"], r["status"], r.get("frames"), r.get("final"), r.get("best"),
