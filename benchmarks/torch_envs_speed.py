@@ -10,7 +10,7 @@ side in one run.
   per-environment cost has flattened out), and the same task through its TorchRL ``EnvBase``
   view (``rl_lightning.envs.batched.torchrl_env.as_torchrl``) at 4096.
 * ``ppo``: PPO on CartPole-v1. ``rl_lightning (torch)`` is ``configs/ppo_torch_cartpole.yaml``
-  (evaluation every 8192 frames); ``rl_lightning (gymnasium)`` is the same config on
+  (evaluation every 4096 frames: every batch); ``rl_lightning (gymnasium)`` is the same config on
   gymnasium's ``SyncVectorEnv``; ``sb3 (rlzoo)`` and ``handwritten (rlzoo)`` are
   Stable-Baselines3 and a minimal loop with RL Zoo's tuned CartPole settings (8 envs, 100k
   frames; ``benchmarks/peers``); ``sb3 (same)`` is Stable-Baselines3 with our config's settings.
@@ -46,7 +46,7 @@ THREADS = 1  # --threads
 RLZOO = {"envs": 8, "steps": 32, "epochs": 20, "minibatch": 256, "gamma": 0.98, "lam": 0.8, "lr": 1e-3,
          "clip": 0.2, "ent": 0.0, "anneal_lr": True, "anneal_clip": True}
 #: configs/ppo_torch_cartpole.yaml's settings, for the peers
-OURS = {"envs": 256, "steps": 32, "epochs": 8, "minibatch": 2048, "gamma": 0.99, "lam": 0.95, "lr": 1e-3,
+OURS = {"envs": 128, "steps": 32, "epochs": 4, "minibatch": 1024, "gamma": 0.99, "lam": 0.95, "lr": 1e-3,
         "clip": 0.2, "ent": 0.0, "anneal_lr": True, "anneal_clip": False, "activation": "relu"}
 
 
@@ -162,8 +162,8 @@ def median(values):
 
 def bench_ppo(args: argparse.Namespace) -> None:
     methods = {
-        "rl_lightning (torch)": lambda s: run_ours(s, [], 131072, 8192),
-        "rl_lightning (gymnasium)": lambda s: run_ours(s, ["--data.backend", "gymnasium"], 131072, 8192),
+        "rl_lightning (torch)": lambda s: run_ours(s, [], 131072, 4096),
+        "rl_lightning (gymnasium)": lambda s: run_ours(s, ["--data.backend", "gymnasium"], 131072, 4096),
         "sb3 (same)": lambda s: run_peer("sb3_ppo.py", s, 131072, OURS),
         "sb3 (rlzoo)": lambda s: run_peer("sb3_ppo.py", s, 100_000, RLZOO),
         "handwritten (rlzoo)": lambda s: run_peer("handwritten_ppo.py", s, 100_000, RLZOO),
