@@ -65,7 +65,8 @@ def run_rl_lightning(env_id: str, frames: int, seed: int, threads: int) -> dict:
         subprocess.run(cmd, cwd=ROOT, check=True, capture_output=True, text=True)
         process = time.perf_counter() - start
         (metrics,) = Path(tmp, "bench").glob("*/metrics.csv")
-        rows = [r for r in csv.DictReader(open(metrics)) if r.get("time/fps")]
+        with open(metrics, newline="") as file:
+            rows = [r for r in csv.DictReader(file) if r.get("time/fps")]
     return {"frames": float(rows[-1]["frames"]), "fps": float(rows[-1]["time/fps"]), "process_s": process}
 
 

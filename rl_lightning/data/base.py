@@ -336,8 +336,10 @@ class EnvDataModule(ScrubbedHyperparameters, L.LightningDataModule):
         whole episodes are then logged as ``train/game_return`` and ``train/game_length``."""
         import gymnasium as gym
 
-        return self.backend == "gymnasium" and self.collector is not None and hasattr(self.collector, "game_totals") \
-            and any(issubclass(w.cls, gym.wrappers.RecordEpisodeStatistics) for w in resolve_wrappers(self.wrappers))
+        if getattr(self, "_records_games", None) is None:
+            self._records_games = self.backend == "gymnasium" and any(
+                issubclass(w.cls, gym.wrappers.RecordEpisodeStatistics) for w in resolve_wrappers(self.wrappers))
+        return self._records_games and hasattr(self.collector, "game_totals")
 
     @classmethod
     def options_fixed_by(

@@ -15,13 +15,13 @@ import yaml
 
 pytest.importorskip("ale_py", reason="Atari tests need ale-py: pip install -e '.[atari]'")
 
-from rl_lightning.envs import EnvError, EnvSpec, check_env_id, make_env, make_vector_env  # noqa: E402
-from rl_lightning.envs.atari import EpisodicLife, FireReset  # noqa: E402
-from rl_lightning.envs.state import _layers  # noqa: E402
-from tests.test_cli import run_cli  # noqa: E402
+from rl_lightning.envs import EnvError, EnvSpec, check_env_id, make_env, make_vector_env
+from rl_lightning.envs.atari import EpisodicLife, FireReset
+from rl_lightning.envs.state import _layers
+from tests.test_cli import run_cli
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
-OVERLAY = yaml.safe_load(open(CONFIGS / "env" / "atari.yaml"))["data"]["init_args"]
+OVERLAY = yaml.safe_load((CONFIGS / "env" / "atari.yaml").read_text())["data"]["init_args"]
 ENV_ID, KWARGS, WRAPPERS = OVERLAY["env_id"], OVERLAY["env_kwargs"], OVERLAY["wrappers"]
 QUIET = ["--progress_bar.refresh_rate", "0", "--evaluation.episodes", "2"]
 
@@ -55,7 +55,10 @@ def test_overlay_gives_stacked_uint8_frames():
 def test_training_only_wrappers_end_episodes_at_a_lost_life_and_evaluation_plays_whole_games():
     training = make_env(ENV_ID, KWARGS, WRAPPERS, training=True)
     evaluation = make_env(ENV_ID, KWARGS, WRAPPERS)
-    kinds = lambda env: {type(layer) for layer in _layers(env)}  # noqa: E731
+
+    def kinds(env):
+        return {type(layer) for layer in _layers(env)}
+
     assert {EpisodicLife, gym.wrappers.ClipReward, FireReset} <= kinds(training)
     assert EpisodicLife not in kinds(evaluation) and gym.wrappers.ClipReward not in kinds(evaluation)
     assert FireReset in kinds(evaluation)
@@ -69,7 +72,8 @@ def test_training_only_wrappers_end_episodes_at_a_lost_life_and_evaluation_plays
 
 
 def rows(run: Path) -> list[dict[str, str]]:
-    return list(csv.DictReader(open(run / "metrics.csv")))
+    with open(run / "metrics.csv", newline="") as file:
+        return list(csv.DictReader(file))
 
 
 def test_ppo_fit_evaluates_whole_games_and_writes_a_video(in_tmp):
@@ -99,7 +103,7 @@ def test_dqn_fit_with_a_small_compact_buffer(in_tmp):
     (run,) = (in_tmp / "experiments" / "dqn").iterdir()
     metrics = rows(run)
     assert float(metrics[-1]["frames"]) == 256 and float(metrics[-1]["eval/length_mean"]) > 0
-    config = yaml.safe_load(open(run / "config.yaml"))
+    config = yaml.safe_load((run / "config.yaml").read_text())
     assert config["data"]["init_args"]["compact_observations"] is True
 
 

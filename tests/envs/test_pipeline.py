@@ -107,8 +107,8 @@ def test_a_wrong_wrapper_is_an_error_naming_its_index(item, message):
     ({"class_path": "gymnasium.wrappers.ClipReward", "train_only": True},
      r"data\.wrappers\[1\]: unknown keys \['train_only'\]; an item has class_path, init_args and training_only"),
     ({"class_path": "gymnasium.wrappers.FrameStackObservation", "init_args": {"stack_size": 2}, "training_only": True},
-     r"data\.wrappers: the training_only items data\.wrappers\[1\] \(FrameStackObservation\) change the "
-     r"observation space"),
+     (r"data\.wrappers: the training_only items data\.wrappers\[1\] \(FrameStackObservation\) change the "
+      r"observation space")),
 ])
 def test_a_wrong_training_only_item_is_an_error_naming_it(item, message):
     wrappers = [{"class_path": "gymnasium.wrappers.TimeLimit", "init_args": {"max_episode_steps": 50}}, item]
@@ -124,7 +124,8 @@ def test_training_only_wrappers_wrap_the_training_environments_only(in_tmp):
     run_cli("fit", "--config", PPO, *TINY, "--data.wrappers", flow(scale), "--model.init_args.epochs", "1",
             "--experiment", "scaled")
     (run,) = (in_tmp / "experiments" / "scaled").iterdir()
-    rows = [r for r in csv.DictReader(open(run / "metrics.csv"))]
+    with open(run / "metrics.csv", newline="") as file:
+        rows = list(csv.DictReader(file))
     train = [float(r["train/episode_return"]) / float(r["train/episode_length"]) for r in rows if r.get("train/episode_return")]
     evaluated = [float(r["eval/return_mean"]) / float(r["eval/length_mean"]) for r in rows if r.get("eval/return_mean")]
     assert train and evaluated
