@@ -16,6 +16,11 @@ lr 2.5e-4 (linear), clip 0.1, entropy 0.01, value 0.5, gradient norm 0.5, Nature
 
 Each runs in its own process with ``--threads`` torch threads. Frames are agent steps (4
 emulator frames each). Needs the repository root as working directory.
+
+``--envs-only`` times the environments alone (random actions, 8 copies, same preprocessing):
+the training pipeline of ``configs/env/atari.yaml`` on gymnasium's ``SyncVectorEnv`` and
+``AsyncVectorEnv``, and EnvPool (``pip install envpool``; its C++ thread pool runs the
+emulator and the preprocessing) when installed.
 """
 
 from __future__ import annotations
@@ -79,6 +84,41 @@ def run_sb3(env_id: str, frames: int, seed: int, threads: int) -> dict:
     return {"frames": result["frames"], "fps": result["frames"] / result["seconds"], "process_s": process}
 
 
+def env_speed(env_id: str, steps: int, seed: int) -> dict[str, float]:
+    """Frames/s of 8 environments stepped with random actions, per vector backend."""
+    import numpy as np
+    import yaml
+
+    from rl_lightning.envs import make_vector_env
+
+    overlay = yaml.safe_load((ROOT / "configs" / "env" / "atari.yaml").read_text())["data"]["init_args"]
+    makers = {f"gymnasium {mode}": lambda mode=mode: make_vector_env(
+        env_id, 8, overlay["env_kwargs"], wrappers=overlay["wrappers"], vectorization=mode, training=True)
+        for mode in ("sync", "async")}
+    try:
+        import envpool
+
+        makers["envpool"] = lambda: envpool.make(
+            env_id.removeprefix("ALE/"), env_type="gymnasium", num_envs=8, seed=seed, episodic_life=True,
+            reward_clip=True, stack_num=4, noop_max=30, frame_skip=4, img_height=84, img_width=84, gray_scale=True,
+            repeat_action_probability=0.25, use_fire_reset=True)
+    except ImportError:
+        print("envpool is not installed (pip install envpool): not timed")
+    rng = np.random.default_rng(seed)
+    speeds = {}
+    for name, make in makers.items():
+        env = make()
+        env.reset(seed=seed) if name != "envpool" else env.reset()
+        actions = rng.integers(0, getattr(env, "single_action_space", env.action_space).n, (steps, 8))
+        start = time.perf_counter()
+        for a in actions:
+            env.step(a)
+        speeds[name] = steps * 8 / (time.perf_counter() - start)
+        env.close()
+        print(f"{name:16s} {speeds[name]:9.0f} frames/s", flush=True)
+    return speeds
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--env", default="ALE/Breakout-v5")
@@ -86,7 +126,11 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--methods", nargs="+", default=["rl_lightning", "sb3"], choices=["rl_lightning", "sb3"])
+    parser.add_argument("--envs-only", action="store_true", help="time the vector environments alone")
     args = parser.parse_args()
+    if args.envs_only:
+        env_speed(args.env, max(1, args.frames // 8), args.seed)
+        return
     runners = {"rl_lightning": run_rl_lightning, "sb3": run_sb3}
     results = {}
     for method in args.methods:
