@@ -122,6 +122,7 @@ def make_env(
     mode = "rgb_array" if rendering else render_mode
     # render_mode only when one is wanted: an environment whose constructor takes none still works
     render = {} if mode is None else {"render_mode": mode}
+    check_env_id(env_id)  # registers ALE/... and module:Name ids in this process too (spawned workers)
     try:
         env = gym.make(env_id, **render, **(env_kwargs or {}))
     except Exception as err:
