@@ -155,6 +155,7 @@ def test_help_documents_wrappers_and_vectorization(capsys):
         run_cli("fit", "--data.help", "OnPolicyDataModule")
     out = capsys.readouterr().out
     assert "--data.wrappers" in out and "class_path" in out and "AddRenderObservation" in out
+    assert "training_only: true" in out and "train/game_return" in out
     assert "--data.vectorization" in out and "AsyncVectorEnv" in out
 
 
