@@ -21,6 +21,11 @@ emulator frames each). Needs the repository root as working directory.
 the training pipeline of ``configs/env/atari.yaml`` on gymnasium's ``SyncVectorEnv`` and
 ``AsyncVectorEnv``, and EnvPool (``pip install envpool``; its C++ thread pool runs the
 emulator and the preprocessing) when installed.
+
+Measured on 2 shared CPU cores, 1 torch thread, ALE/Breakout-v5, seed 1, 20,480 frames:
+rl_lightning 134.6 frames/s, Stable-Baselines3 135.5 (ratio 0.99; the CPU convolutions of the
+update dominate). Environments alone (8,000 frames, another run on the cores meanwhile):
+gymnasium sync 703 frames/s, async 1,083, EnvPool 1,877.
 """
 
 from __future__ import annotations
