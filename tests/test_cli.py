@@ -32,8 +32,11 @@ def config_sets():
         if "sweeps" in path.relative_to(CONFIGS).parts:
             continue  # sweep files, not fit configs: tests/runs/test_sweep.py checks them
         if path.parent.name == "env":  # overlays compose with the algorithm their header names
-            base = "grpo.yaml" if "grpo" in path.stem else "sac.yaml" if "continuous" in path.stem else "ppo.yaml"
+            base = ("grpo.yaml" if "grpo" in path.stem else "sac.yaml" if "continuous" in path.stem
+                    else "ppo_atari.yaml" if path.stem == "atari" else "ppo.yaml")
             yield [str(CONFIGS / base), str(path)]
+        elif path.stem.endswith("_atari"):  # an algorithm's Atari settings, before the environment overlay
+            yield [str(path), str(CONFIGS / "env" / "atari.yaml")]
         else:
             yield [str(path)]
 

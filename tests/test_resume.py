@@ -11,6 +11,7 @@ import yaml
 from tests.test_cli import PPO, run_cli
 
 ROOT = Path(__file__).resolve().parent.parent
+ATARI = str(ROOT / "configs" / "env" / "atari.yaml")
 QUIET = ["--progress_bar.refresh_rate", "0", "--evaluation.episodes", "2"]
 NORMALIZED = ["--data.normalize_observation", "true", "--data.normalize_reward", "true"]
 DQN = ["--config", str(ROOT / "configs" / "dqn.yaml"), "--data.total_frames", "1536", "--data.frames_per_batch", "128",
@@ -72,6 +73,16 @@ CASES = {
                    "--data.total_frames", "480", "--data.frames_per_batch", "8", "--data.updates_per_batch", "4",
                    "--data.batch_size", "64", "--evaluation.every_frames", "160", "--checkpoint.every_frames", "160",
                    *QUIET], 320, "ReplayDataModule"),
+    # Atari (ale-py): the emulator's serialized state with its sticky-action random numbers, the
+    # frame buffers of AtariPreprocessing, a life lost mid-game (EpisodicLife), whole-game statistics
+    "ppo-atari": (["--config", str(ROOT / "configs" / "ppo_atari.yaml"), "--config", ATARI, "--data.num_envs", "2",
+                   "--data.frames_per_batch", "128", "--data.total_frames", "384", "--model.epochs", "1",
+                   "--model.minibatch_size", "64", "--evaluation.every_frames", "128", "--checkpoint.every_frames",
+                   "128", *QUIET], 256, "OnPolicyDataModule"),
+    "dqn-atari": (["--config", str(ROOT / "configs" / "dqn_atari.yaml"), "--config", ATARI, "--data.buffer_size", "300",
+                   "--data.init_random_frames", "64", "--data.frames_per_batch", "32", "--data.updates_per_batch", "2",
+                   "--data.total_frames", "384", "--evaluation.every_frames", "128", "--checkpoint.every_frames", "128",
+                   *QUIET], 256, "ReplayDataModule"),
 }
 
 
@@ -97,6 +108,8 @@ def metric_rows(run):
 
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_resumed_run_equals_the_uninterrupted_one(in_tmp, case):
+    if "atari" in case:
+        pytest.importorskip("ale_py", reason="the Atari cases need ale-py: pip install -e '.[atari]'")
     common, stop, data_key = CASES[case]
     run_cli("fit", *common, "--experiment", "straight")
     run_cli("fit", *common, "--experiment", "resumed", "--trainer.callbacks+=rl_lightning.callbacks.FrameLimit",

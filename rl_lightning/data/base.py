@@ -28,6 +28,7 @@ from rl_lightning.envs import (
 )
 from rl_lightning.envs.batched import TorchVectorEnv, check_torch_env, make_torch_env
 from rl_lightning.envs.batched.adapters import TorchEnvAsGym, TorchVectorAsGym
+from rl_lightning.envs.wrappers import plain_items
 from rl_lightning.errors import MAX_SEED, ConfigError, check_range
 from rl_lightning.secrets import ScrubbedHyperparameters, scrub_secrets
 
@@ -72,7 +73,13 @@ class EnvDataModule(ScrubbedHyperparameters, L.LightningDataModule):
             ``[{class_path: gymnasium.wrappers.GrayscaleObservation}, {class_path:
             gymnasium.wrappers.ResizeObservation, init_args: {shape: [84, 84]}}]``; any
             ``gymnasium.Wrapper`` subclass, a user's own too. Training, evaluation, validate/test,
-            video and play environments all get them. A wrapper that renders
+            video and play environments all get them, except items marked ``training_only: true``,
+            which wrap the training environments only, at their place in the list (reward clipping,
+            a lost life ending the episode: evaluations then play whole episodes with the real
+            score); they must keep the observation and action spaces. A
+            ``gymnasium.wrappers.RecordEpisodeStatistics`` placed before them also logs the whole
+            episodes of training (``train/game_return``, ``train/game_length``), as
+            ``train/episode_return`` counts the episodes the training-only wrappers make. A wrapper that renders
             (``AddRenderObservation``) makes the environment with ``render_mode=rgb_array``.
             ``Dict`` observations of vector parts and ``Discrete`` observations are flattened
             afterwards (``FlattenObservation``).
@@ -81,7 +88,7 @@ class EnvDataModule(ScrubbedHyperparameters, L.LightningDataModule):
             for slow steps; a checkpoint then cannot capture the running episodes, so a resume
             restarts them from a seeded reset.
         vector_wrappers: Gymnasium vector wrappers around the vector environment, applied in
-            order, same form as ``wrappers``, e.g. ``[{class_path: gymnasium.wrappers.vector.ClipReward,
+            order, same form as ``wrappers`` (``training_only`` too), e.g. ``[{class_path: gymnasium.wrappers.vector.ClipReward,
             init_args: {min_reward: -1, max_reward: 1}}]``; prefer the ``gymnasium.wrappers.vector.Vectorize*``
             ones for observations (they transform the final observation of an episode too).
         normalize_observation: normalize observations with their running mean and standard
@@ -180,18 +187,19 @@ class EnvDataModule(ScrubbedHyperparameters, L.LightningDataModule):
         self._pending_state: dict[str, Any] | None = None
 
     # --- environments --------------------------------------------------------------------
-    def make_env(self, num_envs: int, render_mode: str | None = None) -> gym.vector.VectorEnv:
+    def make_env(self, num_envs: int, render_mode: str | None = None, training: bool = False) -> gym.vector.VectorEnv:
         """A new vector environment of the run's pipeline (id, ``env_kwargs``, ``wrappers``,
-        ``vectorization``, ``vector_wrappers``): evaluation and validate/test environments, and the
-        training ones of the gymnasium backend. With ``backend: torch``, the torch task on the CPU
-        behind gymnasium's vector interface."""
+        ``vectorization``, ``vector_wrappers``): evaluation and validate/test environments, and
+        (``training``: with the ``training_only`` wrappers) the training ones of the gymnasium
+        backend. With ``backend: torch``, the torch task on the CPU behind gymnasium's vector interface."""
         if self.backend == "torch":
             return TorchVectorAsGym(make_torch_env(self.env_id, num_envs, "cpu", self.env_kwargs))
         return make_vector_env(self.env_id, num_envs, self.env_kwargs, render_mode, self.wrappers, self.vectorization,
-                               self.vector_wrappers)
+                               self.vector_wrappers, training)
 
     def make_single_env(self, render_mode: str | None = "rgb_array") -> gym.Env:
-        """One environment of the run's pipeline, not vectorized (video, ``play``)."""
+        """One environment of the run's pipeline, not vectorized (video, ``play``), without the
+        ``training_only`` wrappers."""
         if self.backend == "torch":
             return TorchEnvAsGym(make_torch_env(self.env_id, 1, "cpu", self.env_kwargs), render_mode)
         return make_env(self.env_id, self.env_kwargs, self.wrappers, render_mode)
@@ -244,7 +252,7 @@ class EnvDataModule(ScrubbedHyperparameters, L.LightningDataModule):
             if self.backend == "torch":
                 self.env = make_torch_env(self.env_id, self.num_envs, self.env_device, self.env_kwargs)
             else:
-                self.env = self.make_env(self.num_envs)
+                self.env = self.make_env(self.num_envs, training=True)
 
     def connect(self, agent: AgentLink) -> None:
         """Collect with ``agent.policy`` from now on (the explicit hand-over, see
@@ -307,17 +315,31 @@ class EnvDataModule(ScrubbedHyperparameters, L.LightningDataModule):
     def episode_metrics(self) -> dict[str, float]:
         """Mean return and length of the episodes finished since the last call, over all
         processes (empty if none finished). Collective under DDP: call on every rank."""
-        totals = torch.tensor(self.collector.episode_totals(), dtype=torch.float64)
+        totals = list(self.collector.episode_totals())
+        if self.records_games:
+            totals += self.collector.game_totals()
+        totals = torch.tensor(totals, dtype=torch.float64)
         if self.world_size > 1:
             totals = self.trainer.strategy.reduce(totals, reduce_op="sum")
-        ret_sum, len_sum, count, episodes = totals.tolist()
-        if count == 0:
-            return {"train/episodes": episodes}
-        return {
-            "train/episode_return": ret_sum / count,
-            "train/episode_length": len_sum / count,
-            "train/episodes": episodes,
-        }
+        ret_sum, len_sum, count, episodes = totals[:4].tolist()
+        metrics = {"train/episodes": episodes}
+        if count:
+            metrics.update({"train/episode_return": ret_sum / count, "train/episode_length": len_sum / count})
+        if self.records_games and totals[6] > 0:
+            game_return, game_length, games = totals[4:].tolist()
+            metrics.update({"train/game_return": game_return / games, "train/game_length": game_length / games})
+        return metrics
+
+    @property
+    def records_games(self) -> bool:
+        """Whether ``data.wrappers`` holds a ``gymnasium.wrappers.RecordEpisodeStatistics``: its
+        whole episodes are then logged as ``train/game_return`` and ``train/game_length``."""
+        import gymnasium as gym
+
+        if getattr(self, "_records_games", None) is None:
+            self._records_games = self.backend == "gymnasium" and any(
+                issubclass(w.cls, gym.wrappers.RecordEpisodeStatistics) for w in resolve_wrappers(self.wrappers))
+        return self._records_games and hasattr(self.collector, "game_totals")
 
     @classmethod
     def options_fixed_by(
@@ -333,7 +355,7 @@ class EnvDataModule(ScrubbedHyperparameters, L.LightningDataModule):
         """
         def plain(name: str, value: Any) -> Any:  # secrets are masked in the checkpoint's copy
             value = scrub_secrets(value)
-            return (value or []) if name in PIPELINE_OPTIONS else value
+            return plain_items(value) if name in PIPELINE_OPTIONS else value
 
         return [
             f"data.{name} (checkpoint {saved_options[name]!r}, config {scrub_secrets(options[name])!r})"

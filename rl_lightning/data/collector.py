@@ -163,6 +163,8 @@ class VectorCollector(EndlessCollector):
         self._ep_return = np.zeros(self.num_envs)
         self._ep_length = np.zeros(self.num_envs, dtype=np.int64)
         self._finished: list[tuple[float, int]] = []
+        #: whole episodes a ``RecordEpisodeStatistics`` wrapper reported (``info["episode"]``)
+        self._games: list[tuple[float, int]] = []
         self._pending_rng: dict[str, Any] | None = None
 
     def state_dict(self) -> dict[str, Any]:
@@ -171,7 +173,8 @@ class VectorCollector(EndlessCollector):
         generators of torch, NumPy and Python. Tensors and plain types only."""
         state = {"frames": self.frames, "episodes": self.episodes, "seed": self.seed,
                  # finished episodes not yet logged (``--log_every_frames`` skips batches)
-                 "finished": [[float(r), int(n)] for r, n in self._finished]}
+                 "finished": [[float(r), int(n)] for r, n in self._finished],
+                 "games": [[float(r), int(n)] for r, n in self._games]}
         if self._obs is not None:
             state["running"] = {
                 "obs": self._obs.clone(),
@@ -191,6 +194,7 @@ class VectorCollector(EndlessCollector):
         self.episodes = int(state_dict["episodes"])
         # rank 0's unlogged episodes belong to one process only (``exact`` is False under DDP)
         self._finished = [(float(r), int(n)) for r, n in state_dict.get("finished", [])] if exact else []
+        self._games = [(float(r), int(n)) for r, n in state_dict.get("games", [])] if exact else []
         running = state_dict.get("running")
         if exact and running is not None and running["env"]["exact"]:
             restore_vector(self.env, running["env"])
@@ -221,6 +225,13 @@ class VectorCollector(EndlessCollector):
         returns, lengths = self.pop_episodes()
         return float(sum(returns)), float(sum(lengths)), len(returns), self.episodes
 
+    def game_totals(self) -> tuple[float, float, int]:
+        """``(return sum, length sum, count)`` of the whole episodes a
+        ``gymnasium.wrappers.RecordEpisodeStatistics`` in the environments reported since the
+        last call (placed before training-only wrappers, it sees whole games, real scores)."""
+        games, self._games = self._games, []
+        return float(sum(r for r, _ in games)), float(sum(n for _, n in games)), len(games)
+
     @torch.no_grad()
     def rollout(self) -> TensorDict:
         """Step every environment ``frames_per_batch / num_envs`` times with the policy."""
@@ -250,6 +261,8 @@ class VectorCollector(EndlessCollector):
             terminated[t] = term
             truncated[t] = trunc
             self._track_episodes(reward, done)
+            if done.any():
+                self._track_games(info)
         self.frames += steps * n
         term_t = torch.from_numpy(terminated).T.unsqueeze(-1)
         trunc_t = torch.from_numpy(truncated).T.unsqueeze(-1)
@@ -264,6 +277,14 @@ class VectorCollector(EndlessCollector):
         }
         self.collect_seconds = time.perf_counter() - start
         return TensorDict(batch, batch_size=[n, steps])
+
+    def _track_games(self, info: dict[str, Any]) -> None:
+        final = info.get("final_info")  # the step info of the environments whose episode ended
+        if not isinstance(final, dict) or "episode" not in final:
+            return
+        episode = final["episode"]
+        for i in np.flatnonzero(final.get("_episode", np.zeros(0, dtype=bool))):
+            self._games.append((float(episode["r"][i]), int(episode["l"][i])))
 
     def _track_episodes(self, reward: np.ndarray, done: np.ndarray) -> None:
         self._ep_return += reward

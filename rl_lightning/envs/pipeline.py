@@ -3,7 +3,8 @@
 options, so what is evaluated and watched is what was trained.
 
 One environment: ``gymnasium.make(env_id, **env_kwargs)`` (with ``render_mode="rgb_array"``
-when a wrapper renders, e.g. ``AddRenderObservation``) -> ``data.wrappers`` in order ->
+when a wrapper renders, e.g. ``AddRenderObservation``) -> ``data.wrappers`` in order (those
+marked ``training_only: true`` in training environments only) ->
 automatic observation handling (``Dict`` of vector parts and ``Discrete`` observations are
 flattened by ``gymnasium.wrappers.FlattenObservation``; other spaces are refused).
 A vector of them: gymnasium's ``SyncVectorEnv`` (in-process) or ``AsyncVectorEnv``
@@ -25,7 +26,7 @@ import torch
 from lightning.pytorch.utilities import rank_zero_info
 
 from rl_lightning.envs.gym import EnvError, _make_error, check_env_id
-from rl_lightning.envs.wrappers import Wrapper, resolve_wrappers
+from rl_lightning.envs.wrappers import Wrapper, for_environments, resolve_wrappers
 from rl_lightning.errors import ConfigError
 
 Vectorization = Literal["sync", "async"]
@@ -102,6 +103,7 @@ def make_env(
     env_kwargs: dict[str, Any] | None = None,
     wrappers: Sequence[Any] | None = None,
     render_mode: str | None = None,
+    training: bool = False,
 ) -> gym.Env:
     """One environment of the pipeline: made, wrapped in order, observations adapted.
 
@@ -112,12 +114,15 @@ def make_env(
         render_mode: ``"rgb_array"`` for video, ``"human"`` for a window, ``None`` otherwise;
             ``rgb_array`` whatever is asked when a wrapper renders (a window then shows the
             frames through ``gymnasium.wrappers.HumanRendering``).
+        training: a training environment (every wrapper), or another one (evaluation, video,
+            ``play``: wrappers marked ``training_only`` are left out).
     """
-    resolved = resolve_wrappers(wrappers)
+    resolved = for_environments(resolve_wrappers(wrappers), training)
     rendering = needs_rendering(resolved)
     mode = "rgb_array" if rendering else render_mode
     # render_mode only when one is wanted: an environment whose constructor takes none still works
     render = {} if mode is None else {"render_mode": mode}
+    check_env_id(env_id)  # registers ALE/... and module:Name ids in this process too (spawned workers)
     try:
         env = gym.make(env_id, **render, **(env_kwargs or {}))
     except Exception as err:
@@ -135,9 +140,34 @@ def check_env(env_id: str, env_kwargs: dict[str, Any] | None = None, wrappers: S
     ``data.wrappers[i]``) unless ``env_id`` can be made with ``env_kwargs`` and wrapped with
     ``wrappers``: an unknown id, a missing optional package (the message names the extra to
     install), keyword arguments the environment does not take, a wrapper that does not fit, an
-    observation space that is not supported. Makes one environment."""
+    observation space that is not supported, ``training_only`` wrappers that change the spaces
+    (the networks trained on one see the other in evaluation). Makes one environment, two with
+    ``training_only`` wrappers."""
     check_env_id(env_id)
-    make_env(env_id, env_kwargs, wrappers).close()
+    resolved = resolve_wrappers(wrappers)
+    env = make_env(env_id, env_kwargs, resolved, training=True)
+    try:
+        if any(w.training_only for w in resolved):
+            other = make_env(env_id, env_kwargs, resolved, training=False)
+            other.close()
+            check_same_spaces(env, other, resolved, "data.wrappers")
+    finally:
+        env.close()
+
+
+def check_same_spaces(training: Any, other: Any, wrappers: Sequence[Wrapper], option: str) -> None:
+    """A :class:`ConfigError` naming the ``training_only`` items unless training and evaluation
+    environments (or vector environments) have the same observation and action spaces."""
+    for name in ("observation_space", "action_space"):
+        single = f"single_{name}"
+        a, b = getattr(training, single, getattr(training, name)), getattr(other, single, getattr(other, name))
+        if a != b:
+            items = ", ".join(f"{w.option} ({w.cls.__qualname__})" for w in wrappers if w.training_only)
+            raise ConfigError(
+                f"{option}: the training_only items {items} change the {name.replace('_', ' ')} (training {a}, "
+                f"evaluation {b}); a training-only wrapper must keep the spaces (it may change rewards and "
+                "episode ends): make it apply to every environment, or move the change to one that does."
+            )
 
 
 class CheckedVectorEnv(gym.vector.VectorWrapper):
@@ -179,6 +209,7 @@ def make_vector_env(
     wrappers: Sequence[Any] | None = None,
     vectorization: Vectorization = "sync",
     vector_wrappers: Sequence[Any] | None = None,
+    training: bool = False,
 ) -> CheckedVectorEnv:
     """``num_envs`` pipeline environments (:func:`make_env`) autoresetting on the same step,
     inside a :class:`CheckedVectorEnv` (observations holding NaN/Inf raise an :class:`EnvError`).
@@ -193,15 +224,18 @@ def make_vector_env(
             each (gymnasium ``AsyncVectorEnv``: worth it when a step is slow, e.g. Box2D or MuJoCo).
         vector_wrappers: ``data.vector_wrappers`` items (``gymnasium.wrappers.vector.*``), applied
             in order around the vector environment, inside the NaN/Inf check.
+        training: training environments (every wrapper), or others (evaluation, validate/test:
+            items marked ``training_only`` are left out).
     """
     check_env_id(env_id)
     if num_envs < 1:
         raise EnvError(f"num_envs must be >= 1, got {num_envs}.")
     if vectorization not in VECTORIZATIONS:
         raise ConfigError(f"data.vectorization must be one of {', '.join(VECTORIZATIONS)}, got {vectorization!r}.")
-    resolved = resolve_wrappers(wrappers)  # classes, checked once; picklable for subprocesses
-    around = resolve_wrappers(vector_wrappers, "data.vector_wrappers")
-    make = partial(make_env, env_id, dict(env_kwargs or {}), resolved, render_mode)
+    # classes, checked once; picklable for subprocesses
+    resolved = for_environments(resolve_wrappers(wrappers), training)
+    around = for_environments(resolve_wrappers(vector_wrappers, "data.vector_wrappers"), training)
+    make = partial(make_env, env_id, dict(env_kwargs or {}), resolved, render_mode, True)
     same_step = gym.vector.AutoresetMode.SAME_STEP
     try:
         if vectorization == "async":

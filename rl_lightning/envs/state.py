@@ -6,6 +6,9 @@ covers Gymnasium's classic-control environments, the TimeLimit/OrderEnforcing wr
 observation wrappers such as FrameStackObservation (its deque of frames), ResizeObservation and
 GrayscaleObservation. Functions and classes held by wrappers (``TransformObservation``'s
 ``func``) are code rebuilt from the config, not state: they are skipped.
+Atari environments (``ale_py``) are captured whole: the emulator's state with its random
+numbers (sticky actions) as serialized by ``ALEInterface.cloneState``, and the frame buffers of
+``AtariPreprocessing``.
 Environments holding state in foreign objects (Box2D worlds, MuJoCo data) are restored only
 in those plain attributes: their runs resume from a fresh, seeded reset instead
 (:func:`capture` reports ``exact=False`` for them). So do environments stepped in subprocesses
@@ -26,7 +29,9 @@ import torch
 _PLAIN = (bool, int, float, str, type(None))
 _SKIP = {"env", "_saved_kwargs", "_action_space", "_observation_space", "_metadata", "_cached_spec", "spec",
          "action_space", "observation_space", "render_mode", "metadata", "screen", "clock", "surf", "_previous_data",
-         "_single_observation_space", "_single_action_space"}
+         "_single_observation_space", "_single_action_space",
+         # ale_py's AtariEnv: constructor arguments and the game's action set, rebuilt from the config
+         "_ezpickle_args", "_ezpickle_kwargs", "_action_set"}
 
 
 def _layers(env: gym.Env) -> list[Any]:
@@ -51,6 +56,11 @@ def _encode(value: Any) -> tuple[str, Any] | None | object:
         return ("generator", value.bit_generator.state)
     if isinstance(value, tuple) and all(isinstance(v, (*_PLAIN, np.generic)) for v in value):
         return ("tuple", [v.item() if isinstance(v, np.generic) else v for v in value])
+    if type(value).__name__ == "ALEInterface":  # an Atari emulator: its serialized state, random numbers included
+        state = value.cloneState(include_rng=True).serialize()
+        return ("ale", torch.frombuffer(bytearray(state), dtype=torch.uint8).clone())
+    if isinstance(value, list) and all(isinstance(v, np.ndarray) and v.dtype.kind in "biuf" for v in value):
+        return ("list", [torch.from_numpy(v.copy()) for v in value])
     if isinstance(value, deque):
         items = [_encode(v) for v in value]
         if all(isinstance(i, tuple) and i[0] in ("plain", "array") for i in items):
@@ -66,6 +76,8 @@ def _decode(kind: str, value: Any) -> Any:
         return value.numpy().copy()
     if kind == "tuple":
         return tuple(value)
+    if kind == "list":
+        return [v.numpy().copy() for v in value]
     if kind == "deque":
         return deque((_decode(*item) for item in value["items"]), maxlen=value["maxlen"])
     return value
@@ -98,7 +110,11 @@ def _restore_layers(layers: list[Any], saved_layers: list[dict[str, Any]]) -> No
         raise ValueError("environment wrappers differ from the checkpoint's; cannot restore its state")
     for layer, saved in zip(layers, saved_layers):
         for name, (kind, value) in saved.items():
-            if kind == "generator":
+            if kind == "ale":
+                import ale_py
+
+                getattr(layer, name).restoreState(ale_py.ALEState(value.numpy().tobytes()))
+            elif kind == "generator":
                 generator = getattr(layer, name, None)
                 if generator is None:  # not reset yet: make one of the saved kind
                     generator = np.random.Generator(getattr(np.random, value["bit_generator"])())

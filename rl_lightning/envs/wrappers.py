@@ -1,6 +1,9 @@
 """Gymnasium wrappers chosen in the config: ``data.wrappers`` (per environment) and
 ``data.vector_wrappers`` (around the vector environment), each item
-``{class_path: <import path>, init_args: {...}}``.
+``{class_path: <import path>, init_args: {...}}``, optionally with ``training_only: true``: the
+wrapper then wraps the training environments only, at its place in the list, and evaluation,
+``validate``/``test``, video and ``play`` environments leave it out (e.g. reward clipping or
+episodic life on Atari, so evaluations play whole games with the real score).
 
 The config keeps them as plain mappings (so ``config.yaml``, ``--print_config`` and the
 checkpoint's hyperparameters hold class paths and values, never objects); this module checks
@@ -35,11 +38,14 @@ class Wrapper:
         cls: the wrapper class, called as ``cls(env, **init_args)``.
         init_args: keyword arguments after the environment.
         option: where the config gives it, e.g. ``data.wrappers[1]``.
+        training_only: whether it wraps the training environments only (``training_only: true``
+            in the item); the other environments of the run leave it out.
     """
 
     cls: type
     init_args: dict[str, Any] = field(default_factory=dict)
     option: str = "data.wrappers[0]"
+    training_only: bool = False
 
     def apply(self, env: Any) -> Any:
         """``env`` wrapped; a failure is a :class:`ConfigError` naming the option."""
@@ -127,13 +133,18 @@ def resolve_wrappers(items: Sequence[Any] | None, option: str = "data.wrappers")
     for i, item in enumerate(items):
         where = f"{option}[{i}]"
         if isinstance(item, Wrapper):
-            resolved.append(Wrapper(item.cls, dict(item.init_args), where))
+            resolved.append(Wrapper(item.cls, dict(item.init_args), where, item.training_only))
             continue
         if not isinstance(item, Mapping) or not isinstance(item.get("class_path"), str):
-            raise ConfigError(f"{where} must be a mapping with a class_path (and optional init_args), got {item!r}.")
-        extra = set(item) - {"class_path", "init_args"}
+            raise ConfigError(f"{where} must be a mapping with a class_path (and optional init_args, "
+                              f"training_only), got {item!r}.")
+        extra = set(item) - {"class_path", "init_args", "training_only"}
         if extra:
-            raise ConfigError(f"{where}: unknown keys {sorted(extra)}; an item has class_path and init_args only.")
+            raise ConfigError(f"{where}: unknown keys {sorted(extra)}; an item has class_path, init_args and "
+                              "training_only only.")
+        training_only = item.get("training_only", False)
+        if not isinstance(training_only, bool):
+            raise ConfigError(f"{where}.training_only must be true or false, got {training_only!r}.")
         cls = _import(item["class_path"], where, base)
         init_args = item.get("init_args") or {}
         if not isinstance(init_args, Mapping):
@@ -149,5 +160,18 @@ def resolve_wrappers(items: Sequence[Any] | None, option: str = "data.wrappers")
         if missing:
             raise ConfigError(f"{where}: {item['class_path']} needs init_args {missing}.")
         args = {k: _convert(v, named[k].annotation if k in named else "") for k, v in init_args.items()}
-        resolved.append(Wrapper(cls, args, where))
+        resolved.append(Wrapper(cls, args, where, training_only))
     return resolved
+
+
+def for_environments(wrappers: Sequence[Wrapper], training: bool) -> list[Wrapper]:
+    """The wrappers of training environments (all of them) or of the other environments
+    (evaluation, video, ``play``: those not ``training_only``), in order."""
+    return [w for w in wrappers if training or not w.training_only]
+
+
+def plain_items(items: Sequence[Any] | None) -> list[Any]:
+    """Configured items as a checkpoint compares them: ``training_only: false`` is the default,
+    the same as leaving it out."""
+    return [{k: v for k, v in item.items() if not (k == "training_only" and v is False)}
+            if isinstance(item, Mapping) else item for item in items or []]

@@ -3,6 +3,7 @@ vectorization, observation spaces, pixel observations, resume with wrappers."""
 
 from __future__ import annotations
 
+import csv
 import os
 from pathlib import Path
 
@@ -100,6 +101,45 @@ def test_a_wrong_wrapper_is_an_error_naming_its_index(item, message):
         OnPolicyDataModule("CartPole-v1", num_envs=2, frames_per_batch=16, wrappers=wrappers)
 
 
+@pytest.mark.parametrize(("item", "message"), [
+    ({"class_path": "gymnasium.wrappers.ClipReward", "training_only": "yes"},
+     r"data\.wrappers\[1\]\.training_only must be true or false, got 'yes'"),
+    ({"class_path": "gymnasium.wrappers.ClipReward", "train_only": True},
+     r"data\.wrappers\[1\]: unknown keys \['train_only'\]; an item has class_path, init_args and training_only"),
+    ({"class_path": "gymnasium.wrappers.FrameStackObservation", "init_args": {"stack_size": 2}, "training_only": True},
+     (r"data\.wrappers: the training_only items data\.wrappers\[1\] \(FrameStackObservation\) change the "
+      r"observation space")),
+])
+def test_a_wrong_training_only_item_is_an_error_naming_it(item, message):
+    wrappers = [{"class_path": "gymnasium.wrappers.TimeLimit", "init_args": {"max_episode_steps": 50}}, item]
+    with pytest.raises(ConfigError, match=message):
+        OnPolicyDataModule("CartPole-v1", num_envs=2, frames_per_batch=16, wrappers=wrappers)
+
+
+def test_training_only_wrappers_wrap_the_training_environments_only(in_tmp):
+    """A training-only reward scale: training episodes return 10x, evaluation, validate and play
+    see the environment's own rewards; resuming with the flag changed is refused."""
+    scale = [{"class_path": "gymnasium.wrappers.TransformReward", "init_args": {"func": "tests.helpers.pipeline_envs.times_ten"},
+              "training_only": True}]
+    run_cli("fit", "--config", PPO, *TINY, "--data.wrappers", flow(scale), "--model.init_args.epochs", "1",
+            "--experiment", "scaled")
+    (run,) = (in_tmp / "experiments" / "scaled").iterdir()
+    with open(run / "metrics.csv", newline="") as file:
+        rows = list(csv.DictReader(file))
+    train = [float(r["train/episode_return"]) / float(r["train/episode_length"]) for r in rows if r.get("train/episode_return")]
+    evaluated = [float(r["eval/return_mean"]) / float(r["eval/length_mean"]) for r in rows if r.get("eval/return_mean")]
+    assert train and evaluated
+    assert all(x == pytest.approx(10.0) for x in train) and all(x == pytest.approx(1.0) for x in evaluated)
+    data = OnPolicyDataModule("CartPole-v1", num_envs=2, frames_per_batch=16, wrappers=scale)
+    assert data.options_fixed_by({"wrappers": scale}, {}, {"wrappers": [{**scale[0], "training_only": False}]})
+    assert not data.options_fixed_by({"wrappers": [{"class_path": "x", "training_only": False}]}, {},
+                                     {"wrappers": [{"class_path": "x"}]})  # false is the default
+    env = data.make_single_env(None)
+    env.reset(seed=0)
+    assert env.step(0)[1] == 1.0  # video and play: the real reward
+    env.close()
+
+
 def test_a_wrong_wrapper_fails_the_command_line_before_a_run_folder_exists(in_tmp, capsys):
     bad = flow([{"class_path": "gymnasium.wrappers.TimeLimit", "init_args": {"max_steps": 5}}])
     with pytest.raises(SystemExit) as exit_:
@@ -115,6 +155,7 @@ def test_help_documents_wrappers_and_vectorization(capsys):
         run_cli("fit", "--data.help", "OnPolicyDataModule")
     out = capsys.readouterr().out
     assert "--data.wrappers" in out and "class_path" in out and "AddRenderObservation" in out
+    assert "training_only: true" in out and "train/game_return" in out
     assert "--data.vectorization" in out and "AsyncVectorEnv" in out
 
 

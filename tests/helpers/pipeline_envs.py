@@ -116,3 +116,8 @@ class DiscreteObs(_Spaces):
 
 for _cls in (DictObs, DictImage, TupleObs, DiscreteObs):
     gym.register(f"{_cls.__name__}-v0", entry_point=_cls)
+
+
+def times_ten(reward: float) -> float:
+    """A reward transform for ``gymnasium.wrappers.TransformReward`` (``init_args: {func: ...}``)."""
+    return 10.0 * float(reward)
