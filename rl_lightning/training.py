@@ -106,6 +106,9 @@ def quiet() -> None:
     os.environ.setdefault("RL_LOGGING_LEVEL", "WARNING")
     if not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY"):
         os.environ.setdefault("SDL_VIDEODRIVER", "dummy")  # headless rendering, no SDL warnings
+    from rl_lightning.envs.suites import headless_gl
+
+    headless_gl()  # MUJOCO_GL=egl when unset and no display exists
     logging.getLogger("torchrl").setLevel(logging.WARNING)
     warnings.filterwarnings("ignore", message=".*InitTracker.*")
     logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(

@@ -14,6 +14,7 @@ from typing_extensions import override
 
 from rl_lightning.algorithms.base import RLModule
 from rl_lightning.callbacks.optional import OptionalCallback
+from rl_lightning.envs.suites import render_hint
 from rl_lightning.episodes import record_episode
 from rl_lightning.errors import ConfigError
 
@@ -120,9 +121,15 @@ class Video(OptionalCallback):
         if not trainer.is_global_zero:
             return None
         datamodule = trainer.datamodule
-        if self._env is None:
-            self._env = datamodule.make_single_env("rgb_array")  # the run's pipeline: same wrappers
-        frames, _, _ = record_episode(pl_module, self._env, seed, max_frames=self.max_frames)
+        try:
+            if self._env is None:
+                self._env = datamodule.make_single_env("rgb_array")  # the run's pipeline: same wrappers
+            frames, _, _ = record_episode(pl_module, self._env, seed, max_frames=self.max_frames)
+        except Exception as err:
+            hint = render_hint(err)
+            if hint is None:
+                raise
+            raise RuntimeError(hint) from err
         if not frames:
             raise RuntimeError(f"{datamodule.env_id!r} rendered no rgb_array frames")
         path = write_mp4(frames, Path(trainer.default_root_dir) / "videos" / f"frames-{pl_module.frames}.mp4", self.fps)
