@@ -41,7 +41,8 @@ def run_rl_lightning(task: str, seed: int, threads: int, warmup: int, frames: in
                "false", "--experiments_dir", tmp, "--experiment", "bench", *extra]
         subprocess.run(cmd, cwd=ROOT, check=True, capture_output=True, text=True)
         (metrics,) = Path(tmp, "bench").glob("*/metrics.csv")
-        rows = [r for r in csv.DictReader(open(metrics)) if r.get("time/fps")]
+        with open(metrics, newline="") as file:
+            rows = [r for r in csv.DictReader(file) if r.get("time/fps")]
     # time/fps is frames / seconds since the start: each row gives its elapsed seconds
     points = sorted({int(float(r["frames"])): int(float(r["frames"])) / float(r["time/fps"]) for r in rows}.items())
     (f0, t0) = next((f, t) for f, t in points if f >= warmup)

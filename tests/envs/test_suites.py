@@ -70,7 +70,7 @@ def test_ppo_fits_halfcheetah_with_normalization(in_tmp):
 
 def test_dm_control_cartpole_swingup_from_states(in_tmp):
     run_cli("fit", *overlay("sac", "dmc_cartpole_swingup"), *SAC_SMALL, SHORT, "--experiment", "dmc-states")
-    run, ckpt = finished(in_tmp, "dmc-states", 300)
+    _, ckpt = finished(in_tmp, "dmc-states", 300)
     # position (3) and velocity (2) flattened into one vector: the critic takes 5 + 1 action inputs
     first = next(v for k, v in ckpt["state_dict"].items() if k.startswith("critic.") and v.ndim == 2)
     assert first.shape[1] == 6
