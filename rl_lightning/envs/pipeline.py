@@ -113,6 +113,7 @@ def make_env(
             ``rgb_array`` whatever is asked when a wrapper renders (a window then shows the
             frames through ``gymnasium.wrappers.HumanRendering``).
     """
+    check_env_id(env_id)  # registers dm_control ids in a fresh process (video, play)
     resolved = resolve_wrappers(wrappers)
     rendering = needs_rendering(resolved)
     mode = "rgb_array" if rendering else render_mode

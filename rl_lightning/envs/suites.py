@@ -11,6 +11,7 @@ display exists; a value the user set is kept.
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 from typing import Any, SupportsFloat
@@ -26,6 +27,7 @@ GL_BACKENDS = ("egl", "osmesa", "glfw")
 GL_PACKAGES = {"egl": "libegl1", "osmesa": "libosmesa6"}
 
 
+@functools.lru_cache(maxsize=None)
 def _loadable(library: str) -> bool:
     """Whether the shared library ``library`` (e.g. ``EGL``) can be found."""
     import ctypes.util
