@@ -25,6 +25,7 @@ import torch
 from lightning.pytorch.utilities import rank_zero_info
 
 from rl_lightning.envs.gym import EnvError, _make_error, check_env_id
+from rl_lightning.envs.suites import check_renderable
 from rl_lightning.envs.wrappers import Wrapper, resolve_wrappers
 from rl_lightning.errors import ConfigError
 
@@ -119,6 +120,8 @@ def make_env(
     mode = "rgb_array" if rendering else render_mode
     # render_mode only when one is wanted: an environment whose constructor takes none still works
     render = {} if mode is None else {"render_mode": mode}
+    if mode is not None:
+        check_renderable(env_id)  # MuJoCo without a display nor a headless backend: a clear error
     try:
         env = gym.make(env_id, **render, **(env_kwargs or {}))
     except Exception as err:

@@ -27,7 +27,7 @@ GL_BACKENDS = ("egl", "osmesa", "glfw")
 GL_PACKAGES = {"egl": "libegl1", "osmesa": "libosmesa6"}
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _loadable(library: str) -> bool:
     """Whether the shared library ``library`` (e.g. ``EGL``) can be found."""
     import ctypes.util
@@ -71,6 +71,31 @@ def render_hint(err: BaseException) -> str | None:
     return (f"MuJoCo's OpenGL backend failed (MUJOCO_GL={backend}; {type(err).__name__}: {first}). Headless "
             f"rendering needs MUJOCO_GL=egl with the system package {GL_PACKAGES['egl']}, or MUJOCO_GL=osmesa "
             f"with {GL_PACKAGES['osmesa']} (e.g. apt-get install {GL_PACKAGES['osmesa']}).")
+
+
+def _uses_mujoco(env_id: str) -> bool:
+    """Whether ``env_id`` is a MuJoCo or dm_control environment (renders through MuJoCo)."""
+    from rl_lightning.envs.gym import _extra_for
+
+    name = env_id.rpartition(":")[2]
+    spec = gym.registry.get(name)
+    needs = _extra_for(f"{name} {getattr(spec, 'entry_point', '')}")
+    return needs is not None and needs[1] in ("mujoco", "dmc")
+
+
+def check_renderable(env_id: str) -> None:
+    """Refuse, with :func:`render_hint`'s advice, to render a MuJoCo or dm_control environment
+    when no headless backend is set and no display exists: MuJoCo's window backend (glfw)
+    would fail there, and can abort the process on a later try."""
+    if not _uses_mujoco(env_id) or headless_gl() not in (None, "glfw"):
+        return
+    if not sys.platform.startswith("linux") or os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"):
+        return
+    raise ConfigError(
+        f"env_id {env_id!r} cannot render here: no display, and neither libEGL nor libOSMesa was found for "
+        f"MuJoCo's headless rendering (MUJOCO_GL={os.environ.get('MUJOCO_GL') or 'unset'}). Install "
+        f"{GL_PACKAGES['egl']} (MUJOCO_GL=egl) or {GL_PACKAGES['osmesa']} (MUJOCO_GL=osmesa), "
+        f"e.g. apt-get install {GL_PACKAGES['osmesa']}.")
 
 
 class ActionRepeat(gym.Wrapper):
