@@ -66,8 +66,9 @@ class Video(OptionalCallback):
     The environment is the data module's pipeline (its ``wrappers`` too), made with
     ``render_mode=rgb_array``; the video shows ``render()``, not the observations.
     Runs on rank zero only; rendering is headless (``rgb_array``; MuJoCo follows ``MUJOCO_GL``,
-    e.g. ``egl`` or ``osmesa``). A video is a bonus: an environment that cannot render, or any
-    other error while recording, logs a warning and turns videos off; it never fails the run.
+    ``egl`` or ``osmesa``, chosen when unset: see :mod:`rl_lightning.envs.suites`). A video is a
+    bonus: an environment that cannot render, or any other error while recording, logs a
+    warning and turns videos off; it never fails the run.
     The video of the last evaluation is recorded after the final checkpoint is written.
 
     Args:

@@ -1,12 +1,13 @@
-"""What the MuJoCo, DeepMind Control Suite and Box2D environments need beyond Gymnasium's
-defaults: a headless OpenGL backend for MuJoCo's rendering (:func:`headless_gl`), action
-repeat (:class:`ActionRepeat`) and channel-first frames (:class:`ChannelsFirst`) for control
-from pixels, and a clear message when MuJoCo cannot render (:func:`render_hint`).
+"""What the MuJoCo and DeepMind Control Suite environments need beyond Gymnasium's defaults:
+a headless OpenGL backend for MuJoCo's rendering (:func:`headless_gl`), clear messages when
+MuJoCo cannot render (:func:`check_renderable`, :func:`render_hint`), action repeat
+(:class:`ActionRepeat`) and channel-first frames (:class:`ChannelsFirst`) for control from pixels.
 
 MuJoCo renders through OpenGL. Without a display, ``MUJOCO_GL`` picks the headless backend:
 ``egl`` (GPU or Mesa's software EGL; Debian/Ubuntu ``libegl1``) or ``osmesa`` (pure software,
-slower; ``libosmesa6``). :func:`headless_gl` sets ``MUJOCO_GL=egl`` when it is unset and no
-display exists; a value the user set is kept.
+slower; ``libosmesa6``). :func:`headless_gl` (run by the command line and by every environment
+of the pipeline) sets ``MUJOCO_GL=egl`` when it is unset and no display exists (``osmesa``
+when only libOSMesa is installed); a value the user set is kept.
 """
 
 from __future__ import annotations
@@ -21,8 +22,6 @@ import numpy as np
 
 from rl_lightning.errors import ConfigError
 
-#: OpenGL backends MuJoCo (and dm_control) take in ``MUJOCO_GL``.
-GL_BACKENDS = ("egl", "osmesa", "glfw")
 #: The system package each headless backend loads (Debian/Ubuntu names).
 GL_PACKAGES = {"egl": "libegl1", "osmesa": "libosmesa6"}
 
@@ -39,7 +38,7 @@ def headless_gl() -> str | None:
     """Choose MuJoCo's headless OpenGL backend when ``MUJOCO_GL`` is unset and no display
     exists (Linux without ``DISPLAY``/``WAYLAND_DISPLAY``): ``egl`` when libEGL is installed,
     else ``osmesa`` when libOSMesa is, else none (MuJoCo then imports and simulates, and only
-    rendering fails, with :func:`render_hint`'s message). PyOpenGL's platform is set to match.
+    rendering is refused, by :func:`check_renderable`). PyOpenGL's platform is set to match.
     A ``MUJOCO_GL`` the user set is kept. Returns the backend in effect (``None``: MuJoCo's
     default, a window system). Called before MuJoCo or dm_control is imported."""
     if os.environ.get("MUJOCO_GL"):
