@@ -14,6 +14,10 @@
 Each side is its own process with ``--threads`` torch threads, on the CPU; evaluations are off
 (rl_lightning writes its final checkpoint and CSV rows as usual). Needs ``pip install -e
 ".[mujoco,bench]"``. Prints frames/s of both and the ratio rl_lightning / SB3.
+
+Measured (seed 1, 2 CPU cores shared with other jobs, 1 thread each, defaults): SAC 92 vs 84
+frames/s (x1.10), PPO 2296 vs 2023 (x1.13); in a busier moment SAC 34 vs 36 (x0.96), PPO 1130
+vs 1069 (x1.06).
 """
 
 from __future__ import annotations
