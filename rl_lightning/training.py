@@ -106,6 +106,9 @@ def quiet() -> None:
     os.environ.setdefault("RL_LOGGING_LEVEL", "WARNING")
     if not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY"):
         os.environ.setdefault("SDL_VIDEODRIVER", "dummy")  # headless rendering, no SDL warnings
+    from rl_lightning.envs.suites import headless_gl
+
+    headless_gl()  # MUJOCO_GL=egl when unset and no display exists
     logging.getLogger("torchrl").setLevel(logging.WARNING)
     warnings.filterwarnings("ignore", message=".*InitTracker.*")
     logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(
@@ -114,6 +117,8 @@ def quiet() -> None:
     warnings.filterwarnings("ignore", message=".*dataloader_iter.*")
     warnings.filterwarnings("ignore", message=".*turned on `Trainer.detect_anomaly=True.`.*")  # --debug says so
     warnings.filterwarnings("ignore", message=".*LeafSpec.*")
+    # float64 spaces (dm_control's) made float32 for the networks on purpose (pipeline._float32)
+    warnings.filterwarnings("ignore", message=r".*Box (low|high)'s precision lowered by casting to float32.*")
     warnings.filterwarnings("ignore", message=".*Total length of `list` across ranks is zero.*")  # no val loop in fit
     # resuming writes into the run's existing folder on purpose (RunCSVLogger keeps metrics.csv)
     warnings.filterwarnings("ignore", message=".*Previous log files in this directory will be deleted.*")

@@ -77,6 +77,15 @@ def test_pixel_benchmark_quick_mode_runs_both_sides_and_measures_replay_memory(c
     assert "ratio rl/sb3" in printed and "Replay memory per stored transition" in printed
 
 
+def test_mujoco_benchmark_quick_mode_times_both_sides(capsys):
+    """rl_lightning's shipped MuJoCo overlays and SB3 with the same settings, SAC and PPO."""
+    pytest.importorskip("stable_baselines3")
+    pytest.importorskip("mujoco")
+    out = load("mujoco_speed").main(["--quick"])
+    assert set(out) == {"sac", "ppo"} and all(v > 0 for row in out.values() for v in row.values())
+    assert "ratio" in capsys.readouterr().out
+
+
 def test_torch_envs_benchmark_steps_the_shipped_environments_and_their_torchrl_view(monkeypatch):
     bench = load("torch_envs_speed")
     from rl_lightning.envs.batched import TorchVectorEnv

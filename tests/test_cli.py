@@ -1,6 +1,7 @@
 """The command line, run in-process through ``rl_lightning.cli.main`` as a user would."""
 
 import csv
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -32,9 +33,9 @@ def config_sets():
         if "sweeps" in path.relative_to(CONFIGS).parts:
             continue  # sweep files, not fit configs: tests/runs/test_sweep.py checks them
         if path.parent.name == "env":  # overlays compose with the algorithm their header names
-            base = ("grpo.yaml" if "grpo" in path.stem else "sac.yaml" if "continuous" in path.stem
-                    else "ppo_atari.yaml" if path.stem == "atari" else "ppo.yaml")
-            yield [str(CONFIGS / base), str(path)]
+            named = re.search(r"--config configs/(\w+\.yaml)", path.read_text())
+            assert named, f"{path.name}: the header names no algorithm config to compose with"
+            yield [str(CONFIGS / named.group(1)), str(path)]
         elif path.stem.endswith("_atari"):  # an algorithm's Atari settings, before the environment overlay
             yield [str(path), str(CONFIGS / "env" / "atari.yaml")]
         else:

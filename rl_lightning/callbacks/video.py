@@ -14,6 +14,7 @@ from typing_extensions import override
 
 from rl_lightning.algorithms.base import RLModule
 from rl_lightning.callbacks.optional import OptionalCallback
+from rl_lightning.envs.suites import render_hint
 from rl_lightning.episodes import record_episode
 from rl_lightning.errors import ConfigError
 
@@ -65,8 +66,9 @@ class Video(OptionalCallback):
     The environment is the data module's pipeline (its ``wrappers`` too), made with
     ``render_mode=rgb_array``; the video shows ``render()``, not the observations.
     Runs on rank zero only; rendering is headless (``rgb_array``; MuJoCo follows ``MUJOCO_GL``,
-    e.g. ``egl`` or ``osmesa``). A video is a bonus: an environment that cannot render, or any
-    other error while recording, logs a warning and turns videos off; it never fails the run.
+    ``egl`` or ``osmesa``, chosen when unset: see :mod:`rl_lightning.envs.suites`). A video is a
+    bonus: an environment that cannot render, or any other error while recording, logs a
+    warning and turns videos off; it never fails the run.
     The video of the last evaluation is recorded after the final checkpoint is written.
 
     Args:
@@ -120,9 +122,15 @@ class Video(OptionalCallback):
         if not trainer.is_global_zero:
             return None
         datamodule = trainer.datamodule
-        if self._env is None:
-            self._env = datamodule.make_single_env("rgb_array")  # the run's pipeline: same wrappers
-        frames, _, _ = record_episode(pl_module, self._env, seed, max_frames=self.max_frames)
+        try:
+            if self._env is None:
+                self._env = datamodule.make_single_env("rgb_array")  # the run's pipeline: same wrappers
+            frames, _, _ = record_episode(pl_module, self._env, seed, max_frames=self.max_frames)
+        except Exception as err:
+            hint = render_hint(err)
+            if hint is None:
+                raise
+            raise RuntimeError(hint) from err
         if not frames:
             raise RuntimeError(f"{datamodule.env_id!r} rendered no rgb_array frames")
         path = write_mp4(frames, Path(trainer.default_root_dir) / "videos" / f"frames-{pl_module.frames}.mp4", self.fps)

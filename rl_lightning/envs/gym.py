@@ -201,6 +201,11 @@ def check_env_id(env_id: str) -> None:
             raise EnvError(f"env_id {env_id!r}: cannot import module {module!r} ({err}).") from err
     else:
         name = env_id
+    if name in gym.registry and _extra_for(f"{name} {gym.registry[name].entry_point}") is None:
+        return
+    from rl_lightning.envs.suites import headless_gl
+
+    headless_gl()  # before MuJoCo or dm_control is imported: they read MUJOCO_GL once
     if name in gym.registry:
         return
     needs = _extra_for(name)
@@ -249,6 +254,11 @@ def _make_error(env_id: str, env_kwargs: dict[str, Any], err: Exception) -> EnvE
         needs = _extra_for(f"{env_id} {getattr(spec, 'entry_point', '')} {err}")
         hint = f": {install_hint(needs[1])}" if needs else f" ({str(err).strip()})"
         return EnvError(f"env_id {env_id!r} needs a package that is not installed{hint}.")
+    from rl_lightning.envs.suites import render_hint
+
+    hint = render_hint(err)  # MuJoCo's import loads the OpenGL backend MUJOCO_GL names
+    if hint is not None:
+        return EnvError(f"env_id {env_id!r} could not be created: {hint}")
     first = (str(err).strip().splitlines() or [""])[0][:300]
     if isinstance(err, TypeError) and env_kwargs and "keyword argument" in first:
         return EnvError(

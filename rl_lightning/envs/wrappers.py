@@ -55,6 +55,9 @@ class Wrapper:
             first = (str(err).strip().splitlines() or [""])[0][:300]
             if isinstance(err, (gym.error.DependencyNotInstalled, ImportError)) and "cv2" in str(err):
                 first += " (or: pip install 'rl_lightning[pixels]')"
+            from rl_lightning.envs.suites import render_hint
+
+            first = render_hint(err) or first  # a wrapper that renders MuJoCo without OpenGL
             raise ConfigError(
                 f"{self.option} ({self.cls.__module__}.{self.cls.__qualname__}) cannot wrap "
                 f"{_space_text(env)}: {type(err).__name__}: {first}"
