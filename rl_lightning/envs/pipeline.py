@@ -26,12 +26,8 @@ import torch
 from lightning.pytorch.utilities import rank_zero_info
 
 from rl_lightning.envs.gym import EnvError, _make_error, check_env_id
-<<<<<<< HEAD
-from rl_lightning.envs.wrappers import Wrapper, for_environments, resolve_wrappers
-=======
 from rl_lightning.envs.suites import check_renderable
-from rl_lightning.envs.wrappers import Wrapper, resolve_wrappers
->>>>>>> mujoco
+from rl_lightning.envs.wrappers import Wrapper, for_environments, resolve_wrappers
 from rl_lightning.errors import ConfigError
 
 Vectorization = Literal["sync", "async"]
@@ -122,22 +118,15 @@ def make_env(
         training: a training environment (every wrapper), or another one (evaluation, video,
             ``play``: wrappers marked ``training_only`` are left out).
     """
-<<<<<<< HEAD
+    # registers ALE/..., dm_control/... and module:Name ids in this process too (spawned workers, video, play)
+    check_env_id(env_id)
     resolved = for_environments(resolve_wrappers(wrappers), training)
-=======
-    check_env_id(env_id)  # registers dm_control ids in a fresh process (video, play)
-    resolved = resolve_wrappers(wrappers)
->>>>>>> mujoco
     rendering = needs_rendering(resolved)
     mode = "rgb_array" if rendering else render_mode
     # render_mode only when one is wanted: an environment whose constructor takes none still works
     render = {} if mode is None else {"render_mode": mode}
-<<<<<<< HEAD
-    check_env_id(env_id)  # registers ALE/... and module:Name ids in this process too (spawned workers)
-=======
     if mode is not None:
         check_renderable(env_id)  # MuJoCo without a display nor a headless backend: a clear error
->>>>>>> mujoco
     try:
         env = gym.make(env_id, **render, **(env_kwargs or {}))
     except Exception as err:
