@@ -31,6 +31,8 @@ def config_sets():
     for path in sorted(CONFIGS.rglob("*.yaml")):
         if "sweeps" in path.relative_to(CONFIGS).parts:
             continue  # sweep files, not fit configs: tests/runs/test_sweep.py checks them
+        if "zoo" in path.relative_to(CONFIGS).parts:
+            continue  # RL Zoo overlays: tests/test_zoo.py checks them
         if path.parent.name == "env":  # overlays compose with the algorithm their header names
             base = "grpo.yaml" if "grpo" in path.stem else "sac.yaml" if "continuous" in path.stem else "ppo.yaml"
             yield [str(CONFIGS / base), str(path)]
