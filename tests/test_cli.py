@@ -32,6 +32,8 @@ def config_sets():
     for path in sorted(CONFIGS.rglob("*.yaml")):
         if "sweeps" in path.relative_to(CONFIGS).parts:
             continue  # sweep files, not fit configs: tests/runs/test_sweep.py checks them
+        if "zoo" in path.relative_to(CONFIGS).parts:
+            continue  # RL Zoo overlays: tests/test_zoo.py checks them
         if path.parent.name == "env":  # overlays compose with the algorithm their header names
             named = re.search(r"--config configs/(\w+\.yaml)", path.read_text())
             assert named, f"{path.name}: the header names no algorithm config to compose with"
