@@ -35,6 +35,12 @@ CASES = {
     "sac": (["--config", str(ROOT / "configs" / "sac.yaml"), "--data.total_frames", "480", "--data.frames_per_batch", "4",
              "--data.updates_per_batch", "4", "--data.batch_size", "64", "--evaluation.every_frames", "160",
              "--checkpoint.every_frames", "160", "--log_every_frames", "350", *QUIET], 320, "ReplayDataModule"),
+    # MuJoCo: the physics state (mj_getState) is part of the checkpoint
+    "sac-mujoco": (["--config", str(ROOT / "configs" / "sac.yaml"), "--config", str(ROOT / "configs" / "env" / "mujoco_sac.yaml"),
+                    "--data.env_kwargs", "{max_episode_steps: 60}", "--data.total_frames", "480",
+                    "--data.frames_per_batch", "4", "--data.updates_per_batch", "4", "--data.batch_size", "64",
+                    "--data.init_random_frames", "100", "--data.buffer_size", "1000", "--evaluation.every_frames", "160",
+                    "--checkpoint.every_frames", "160", "--log_every_frames", "0", *QUIET], 320, "ReplayDataModule"),
     # normalization on: the statistics and each environment's running return are model state
     "ppo-normalized": (["--config", PPO, "--data.total_frames", "3072", "--evaluation.every_frames", "1024",
                         "--checkpoint.every_frames", "1024", *NORMALIZED, *QUIET], 2048, "OnPolicyDataModule"),

@@ -9,7 +9,9 @@ GrayscaleObservation. Functions and classes held by wrappers (``TransformObserva
 Atari environments (``ale_py``) are captured whole: the emulator's state with its random
 numbers (sticky actions) as serialized by ``ALEInterface.cloneState``, and the frame buffers of
 ``AtariPreprocessing``.
-Environments holding state in foreign objects (Box2D worlds, MuJoCo data) are restored only
+MuJoCo environments (gymnasium's ``MujocoEnv``) are captured through ``mj_getState`` (the
+integration state: time, positions, velocities, actuators, controls, warm start).
+Environments holding state in other foreign objects (Box2D worlds, dm_control's physics) are restored only
 in those plain attributes: their runs resume from a fresh, seeded reset instead
 (:func:`capture` reports ``exact=False`` for them). So do environments stepped in subprocesses
 (``data.vectorization: async``): their state is out of reach (:func:`capture_vector`).
@@ -31,7 +33,9 @@ _SKIP = {"env", "_saved_kwargs", "_action_space", "_observation_space", "_metada
          "action_space", "observation_space", "render_mode", "metadata", "screen", "clock", "surf", "_previous_data",
          "_single_observation_space", "_single_action_space",
          # ale_py's AtariEnv: constructor arguments and the game's action set, rebuilt from the config
-         "_ezpickle_args", "_ezpickle_kwargs", "_action_set"}
+         "_ezpickle_args", "_ezpickle_kwargs", "_action_set",
+         # gymnasium's MujocoEnv: the compiled model, its renderer and observation layout, rebuilt from the config
+         "model", "mujoco_renderer", "observation_structure"}
 
 
 def _layers(env: gym.Env) -> list[Any]:
@@ -59,6 +63,13 @@ def _encode(value: Any) -> tuple[str, Any] | None | object:
     if type(value).__name__ == "ALEInterface":  # an Atari emulator: its serialized state, random numbers included
         state = value.cloneState(include_rng=True).serialize()
         return ("ale", torch.frombuffer(bytearray(state), dtype=torch.uint8).clone())
+    if type(value).__name__ == "MjData":  # MuJoCo physics: everything integration needs (warm start included)
+        import mujoco
+
+        spec = mujoco.mjtState.mjSTATE_INTEGRATION
+        state = np.empty(mujoco.mj_stateSize(value.model, spec))
+        mujoco.mj_getState(value.model, value, state, spec)
+        return ("mujoco", torch.from_numpy(state))
     if isinstance(value, list) and all(isinstance(v, np.ndarray) and v.dtype.kind in "biuf" for v in value):
         return ("list", [torch.from_numpy(v.copy()) for v in value])
     if isinstance(value, deque):
@@ -114,6 +125,11 @@ def _restore_layers(layers: list[Any], saved_layers: list[dict[str, Any]]) -> No
                 import ale_py
 
                 getattr(layer, name).restoreState(ale_py.ALEState(value.numpy().tobytes()))
+            elif kind == "mujoco":
+                import mujoco
+
+                data = getattr(layer, name)
+                mujoco.mj_setState(data.model, data, value.numpy().copy(), mujoco.mjtState.mjSTATE_INTEGRATION)
             elif kind == "generator":
                 generator = getattr(layer, name, None)
                 if generator is None:  # not reset yet: make one of the saved kind
