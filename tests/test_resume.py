@@ -41,6 +41,12 @@ CASES = {
                     "--data.frames_per_batch", "4", "--data.updates_per_batch", "4", "--data.batch_size", "64",
                     "--data.init_random_frames", "100", "--data.buffer_size", "1000", "--evaluation.every_frames", "160",
                     "--checkpoint.every_frames", "160", "--log_every_frames", "0", *QUIET], 320, "ReplayDataModule"),
+    # dm_control (through shimmy): physics, step counters and the task's random state
+    "sac-dmc": (["--config", str(ROOT / "configs" / "sac.yaml"), "--config",
+                 str(ROOT / "configs" / "env" / "dmc_cartpole_swingup.yaml"), "--data.total_frames", "480",
+                 "--data.frames_per_batch", "4", "--data.updates_per_batch", "4", "--data.batch_size", "64",
+                 "--data.init_random_frames", "100", "--data.buffer_size", "1000", "--evaluation.every_frames", "160",
+                 "--checkpoint.every_frames", "160", "--log_every_frames", "0", *QUIET], 320, "ReplayDataModule"),
     # normalization on: the statistics and each environment's running return are model state
     "ppo-normalized": (["--config", PPO, "--data.total_frames", "3072", "--evaluation.every_frames", "1024",
                         "--checkpoint.every_frames", "1024", *NORMALIZED, *QUIET], 2048, "OnPolicyDataModule"),

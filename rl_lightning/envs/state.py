@@ -11,7 +11,8 @@ numbers (sticky actions) as serialized by ``ALEInterface.cloneState``, and the f
 ``AtariPreprocessing``.
 MuJoCo environments (gymnasium's ``MujocoEnv``) are captured through ``mj_getState`` (the
 integration state: time, positions, velocities, actuators, controls, warm start).
-Environments holding state in other foreign objects (Box2D worlds, dm_control's physics) are restored only
+dm_control environments (through shimmy) are captured the same way, with their step counters and
+the task's random state. Environments holding state in other foreign objects (Box2D worlds) are restored only
 in those plain attributes: their runs resume from a fresh, seeded reset instead
 (:func:`capture` reports ``exact=False`` for them). So do environments stepped in subprocesses
 (``data.vectorization: async``): their state is out of reach (:func:`capture_vector`).
@@ -35,7 +36,9 @@ _SKIP = {"env", "_saved_kwargs", "_action_space", "_observation_space", "_metada
          # ale_py's AtariEnv: constructor arguments and the game's action set, rebuilt from the config
          "_ezpickle_args", "_ezpickle_kwargs", "_action_set",
          # gymnasium's MujocoEnv: the compiled model, its renderer and observation layout, rebuilt from the config
-         "model", "mujoco_renderer", "observation_structure"}
+         "model", "mujoco_renderer", "observation_structure",
+         # shimmy's dm_control adapter: the environment kind and render options, from the config
+         "env_type", "render_kwargs"}
 
 
 def _layers(env: gym.Env) -> list[Any]:
@@ -70,6 +73,18 @@ def _encode(value: Any) -> tuple[str, Any] | None | object:
         state = np.empty(mujoco.mj_stateSize(value.model, spec))
         mujoco.mj_getState(value.model, value, state, spec)
         return ("mujoco", torch.from_numpy(state))
+    if type(value).__name__ == "Environment" and hasattr(value, "physics") and hasattr(value, "task"):
+        # a dm_control environment: its physics (as MuJoCo's integration state), step counters and
+        # the task's random state
+        physics = _encode(value.physics.data.ptr)
+        task_random = getattr(value.task, "_random", None)
+        if physics is None or not isinstance(task_random, np.random.RandomState):
+            return None
+        name, key, pos, has_gauss, cached = task_random.get_state()
+        return ("dm_control", {"physics": physics[1], "step_count": int(value._step_count),
+                               "reset_next_step": bool(value._reset_next_step),
+                               "random": {"name": name, "key": torch.from_numpy(key.astype(np.int64)), "pos": int(pos),
+                                          "has_gauss": int(has_gauss), "cached": float(cached)}})
     if isinstance(value, list) and all(isinstance(v, np.ndarray) and v.dtype.kind in "biuf" for v in value):
         return ("list", [torch.from_numpy(v.copy()) for v in value])
     if isinstance(value, deque):
@@ -126,10 +141,15 @@ def _restore_layers(layers: list[Any], saved_layers: list[dict[str, Any]]) -> No
 
                 getattr(layer, name).restoreState(ale_py.ALEState(value.numpy().tobytes()))
             elif kind == "mujoco":
-                import mujoco
-
-                data = getattr(layer, name)
-                mujoco.mj_setState(data.model, data, value.numpy().copy(), mujoco.mjtState.mjSTATE_INTEGRATION)
+                _set_mujoco(getattr(layer, name), value)
+            elif kind == "dm_control":
+                env = getattr(layer, name)
+                _set_mujoco(env.physics.data.ptr, value["physics"])
+                env.physics.forward()  # its step starts with mj_step2: the derived quantities must be current
+                env._step_count, env._reset_next_step = value["step_count"], value["reset_next_step"]
+                r = value["random"]
+                env.task._random.set_state((r["name"], r["key"].numpy().astype(np.uint32), r["pos"], r["has_gauss"],
+                                            r["cached"]))
             elif kind == "generator":
                 generator = getattr(layer, name, None)
                 if generator is None:  # not reset yet: make one of the saved kind
@@ -138,6 +158,12 @@ def _restore_layers(layers: list[Any], saved_layers: list[dict[str, Any]]) -> No
                 generator.bit_generator.state = value
             else:
                 setattr(layer, name, _decode(kind, value))
+
+
+def _set_mujoco(data: Any, state: torch.Tensor) -> None:
+    import mujoco
+
+    mujoco.mj_setState(data.model, data, state.numpy().copy(), mujoco.mjtState.mjSTATE_INTEGRATION)
 
 
 def capture(env: gym.Env) -> dict[str, Any]:
