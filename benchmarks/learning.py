@@ -73,17 +73,20 @@ def run(spec: dict, seed: int, frames: int | None, extra: tuple[str, ...] = ()) 
         (metrics,) = Path(tmp, "bench").glob("*/metrics.csv")
         with open(metrics) as f:
             rows = list(csv.DictReader(f))
-    evals, elapsed, fps = [], 0.0, None
+    evals, elapsed, frames_now, eval_before = [], 0.0, 0.0, 0.0
     for row in rows:
         if row.get("time/fps"):
-            fps = float(row["time/fps"])  # frames/s of training, evaluations included
-            elapsed = float(row["frames"]) / fps  # training seconds so far
+            # time/fps counts from the start of training, the evaluations of earlier rows included
+            # (a row's own evaluation runs after it is computed): take those out, as the peers do
+            frames_now = float(row["frames"])
+            elapsed = frames_now / float(row["time/fps"]) - eval_before  # training seconds so far
         if row.get("eval/return_mean"):
             evals.append((int(float(row["frames"])), float(row["eval/return_mean"]), elapsed))
+            eval_before += float(row.get("time/eval_s") or 0.0)
     hit = next((e for e in evals if e[1] >= spec["target"]), None)
     return {"seed": seed, "final": evals[-1][1], "best": max(e[1] for e in evals), "wall": wall,
             "frames_to_target": hit[0] if hit else None, "seconds_to_target": hit[2] if hit else None,
-            "fps": fps, "curve": [(f, r) for f, r, _ in evals]}
+            "fps": frames_now / elapsed if elapsed > 0 else None, "curve": [(f, r) for f, r, _ in evals]}
 
 
 def _median(runs: list[dict], key: str) -> str:
