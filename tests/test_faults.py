@@ -83,7 +83,7 @@ def test_sigkill_at_random_moments_loses_at_most_one_checkpoint_interval(in_tmp)
     import random
 
     rng = random.Random(0)
-    cmd = [sys.executable, "-m", "rl_lightning", "fit", "--config", PPO, "--data.total_frames", "12288",
+    cmd = [sys.executable, "-m", "rl_lightning", "fit", "--config", PPO, "--data.total_frames", "24576",
            "--checkpoint.every_frames", "512", "--evaluation.every_frames", "4096", "--evaluation.episodes", "2",
            "--progress_bar.refresh_rate", "0", "--experiment", "killed"]
     root = in_tmp / "experiments" / "killed"
@@ -93,17 +93,20 @@ def test_sigkill_at_random_moments_loses_at_most_one_checkpoint_interval(in_tmp)
         start = time.time()
         while not list(root.glob("*/checkpoints/last.ckpt")) and time.time() - start < 120:
             time.sleep(0.1)
-        time.sleep(rng.uniform(0.5, 2.5))
+        time.sleep(rng.uniform(0.3, 1.5))
         proc.kill()
         proc.wait()
         (run,) = root.iterdir()  # never a second run folder
         logged = max(float(r["frames"]) for r in csv.DictReader(open(run / "metrics.csv")))
         ckpt = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)  # never a partial file
         assert logged - ckpt["OnPolicyDataModule"]["frames"] <= 512
-    run_cli(*cmd[3:], "--ckpt_path", "last")
+    try:
+        run_cli(*cmd[3:], "--ckpt_path", "last")
+    except SystemExit as exit_:  # a fast machine finished the budget before the last kill
+        assert exit_.code == 0
     (run,) = root.iterdir()
     frames = [float(r["frames"]) for r in csv.DictReader(open(run / "metrics.csv"))]
-    assert frames == [256.0 * i for i in range(1, 49)]  # complete, no duplicates
+    assert frames == [256.0 * i for i in range(1, 97)]  # complete, no duplicates
     assert json.loads((run / "metadata.json").read_text())["status"] == "finished"
 
 
